@@ -1,0 +1,83 @@
+/**
+ * The `duplex` command line. Thin by design: it parses flags and calls the library; nothing
+ * here that a library user cannot do.
+ */
+import { parseArgs } from 'node:util';
+import { echoCommand } from './echo.js';
+import { connectCommand } from './connect.js';
+
+const USAGE = `Usage: duplex <command> [options]
+
+Commands:
+  echo     --port P [--host H] [--max-message-size BYTES]
+           An echo server on every path of ws://H:P/ (permessage-deflate accepted).
+  connect  URL [--echo] [--header "Name: value"]... [--subprotocol P]... [--no-deflate] [--json]
+           An interactive client: typed lines are sent, received messages printed.
+           /ping [data], /close [code [reason]] and /quit are commands.
+           --echo: send every received message back until the server closes.
+  help     This text.
+`;
+
+/** Run the CLI with `argv` (without node and script); resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'echo':
+        return await echoCommand(parse(rest, { port: { type: 'string' }, host: { type: 'string' }, 'max-message-size': { type: 'string' } }));
+      case 'connect':
+        return await connectCommand(
+          parse(rest, {
+            echo: { type: 'boolean' },
+            header: { type: 'string', multiple: true, short: 'H' },
+            subprotocol: { type: 'string', multiple: true, short: 's' },
+            'no-deflate': { type: 'boolean' },
+            json: { type: 'boolean', short: 'j' },
+          }),
+        );
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`duplex: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`duplex ${command}: ${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+/** A command-line mistake: reported with the usage text and exit code 2. */
+export class UsageError extends Error {}
+
+type OptionSpec = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+/** Parsed flags and positionals of one command. */
+export interface Parsed {
+  values: Record<string, string | boolean | string[] | boolean[] | undefined>;
+  positionals: string[];
+}
+
+function parse(args: string[], options: OptionSpec): Parsed {
+  try {
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+    return { values, positionals };
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** A flag that must be an integer in a range. */
+export function intFlag(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${String(value)}"`);
+  return n;
+}

@@ -1,0 +1,169 @@
+/**
+ * The client binding: `connect(url)` performs the opening handshake (RFC 6455 §4.1) over
+ * `http`/`https` and resolves with an open `WebSocket`, or rejects with a `HandshakeError`
+ * carrying the status (and body) the server answered.
+ */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
+import { HandshakeError } from '../protocol/errors.js';
+import type { MessageCodec } from '../protocol/extension.js';
+import { clientRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
+import { formatExtensions } from '../protocol/headers.js';
+import {
+  EXTENSION_NAME as PERMESSAGE_DEFLATE,
+  acceptServerResponse,
+  buildClientOffer,
+  type PerMessageDeflateOptions,
+} from '../protocol/permessage-deflate.js';
+import { createDeflateCodec } from './deflate.js';
+import type { Logger } from './logger.js';
+import { WebSocket, type WebSocketHandlers } from './websocket.js';
+
+/** Options of `connect`. */
+export interface ConnectOptions<Data = undefined> {
+  /** Callbacks for this connection. */
+  handlers?: WebSocketHandlers<Data>;
+  /** Per-connection context available as `ws.data`. */
+  data?: Data;
+  /** Subprotocols to offer, preferred first. */
+  protocols?: readonly string[];
+  /** More request headers (e.g. `Authorization`, `Cookie`). */
+  headers?: Record<string, string>;
+  /** `Origin` header to send. */
+  origin?: string;
+  /** Offer permessage-deflate (RFC 7692). On by default, as in ws and browsers. */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /** Give up on the handshake after this many ms (default 10 s). */
+  handshakeTimeout?: number;
+  /** Largest message accepted, in bytes (default 100 MiB). */
+  maxMessageSize?: number;
+  /** Deliver text messages as Buffers. */
+  textAsBuffer?: boolean;
+  /** How long to wait for the closing handshake, in ms (default 10 s). */
+  closeTimeout?: number;
+  /** TLS options for `wss://` (e.g. `ca`, `rejectUnauthorized`, `servername`). */
+  tls?: TlsOptions;
+  logger?: Logger;
+}
+
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+/** A refused handshake's body is read up to this size, for the error message. */
+const MAX_ERROR_BODY = 4096;
+
+/** Open a WebSocket connection to `url` (`ws://` or `wss://`). */
+export function connect<Data = undefined>(url: string | URL, options: ConnectOptions<Data> = {}): Promise<WebSocket<Data>> {
+  return new Promise((resolve, reject) => {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      reject(new TypeError(`Invalid URL: ${String(url)}`));
+      return;
+    }
+    if (target.protocol !== 'ws:' && target.protocol !== 'wss:') {
+      reject(new TypeError(`Unsupported URL scheme ${target.protocol} (use ws: or wss:)`));
+      return;
+    }
+    const secure = target.protocol === 'wss:';
+    const deflate: PerMessageDeflateOptions | undefined =
+      options.perMessageDeflate === false ? undefined : options.perMessageDeflate === true || options.perMessageDeflate === undefined ? {} : options.perMessageDeflate;
+    const key = generateKey();
+    const protocols = options.protocols ?? [];
+    const headers = clientRequestHeaders({
+      host: target.host,
+      path: target.pathname + target.search,
+      key,
+      protocols,
+      extensions: deflate ? formatExtensions([buildClientOffer(deflate)]) : undefined,
+      origin: options.origin,
+      headers: options.headers,
+    });
+    const makeRequest = secure ? httpsRequest : httpRequest;
+    const req = makeRequest({
+      host: target.hostname.replace(/^\[|\]$/g, ''),
+      port: target.port || (secure ? 443 : 80),
+      path: target.pathname + target.search,
+      method: 'GET',
+      headers,
+      agent: false,
+      ...(secure ? options.tls : {}),
+    });
+    let settled = false;
+    const fail = (error: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      reject(error);
+    };
+    const timer = setTimeout(
+      () => fail(new HandshakeError(`opening handshake timed out after ${options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT} ms`, 0)),
+      options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+    );
+    req.on('error', (error) => fail(error));
+    req.on('response', (res: IncomingMessage) => {
+      // Not an upgrade: read a bounded body so the error says what the server said.
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        if (size < MAX_ERROR_BODY) chunks.push(chunk);
+        size += chunk.length;
+      });
+      const done = (): void => {
+        const body = Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8').trim();
+        const status = res.statusCode ?? 0;
+        fail(new HandshakeError(`server answered ${status} ${res.statusMessage ?? ''}${body ? `: ${body}` : ''}`, status, {}));
+      };
+      res.on('end', done);
+      res.on('error', done);
+    });
+    req.on('upgrade', (res: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (settled) {
+        socket.destroy();
+        return;
+      }
+      let codec: MessageCodec | undefined;
+      let protocol: string | undefined;
+      let extensions = '';
+      try {
+        const validated = validateResponse({ status: res.statusCode ?? 0, headers: res.headers }, { key, protocols });
+        protocol = validated.protocol;
+        if (validated.extensions.length > 0) {
+          // RFC 6455 §9.1: the server may only accept extensions that were offered.
+          const unknown = validated.extensions.find((e) => e.name !== PERMESSAGE_DEFLATE);
+          if (unknown || !deflate) {
+            throw new HandshakeError(`server accepted an extension that was not offered: ${(unknown ?? validated.extensions[0]).name}`, 101);
+          }
+          const params = acceptServerResponse(validated.extensions, deflate);
+          if (params) {
+            codec = createDeflateCodec('client', params, deflate);
+            extensions = formatExtensions(validated.extensions);
+          }
+        }
+      } catch (error) {
+        socket.destroy();
+        fail(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      const ws = new WebSocket<Data>(socket, {
+        side: 'client',
+        handlers: options.handlers ?? {},
+        data: options.data as Data,
+        protocol,
+        extensions,
+        codec,
+        maxMessageSize: options.maxMessageSize,
+        textAsBuffer: options.textAsBuffer,
+        closeTimeout: options.closeTimeout,
+        logger: options.logger,
+      });
+      resolve(ws);
+      ws.start(head);
+    });
+    req.end();
+  });
+}

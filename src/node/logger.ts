@@ -1,0 +1,47 @@
+/**
+ * The logging seam. Its shape is the common subset of pino, bunyan and console-like loggers
+ * (`logger.warn({ fields }, 'message')`), so a pino instance can be passed as is.
+ */
+
+/** Structured fields attached to a log line. */
+export type LogFields = Record<string, unknown>;
+
+/** A structured logger. */
+export interface Logger {
+  debug(fields: LogFields, message: string): void;
+  info(fields: LogFields, message: string): void;
+  warn(fields: LogFields, message: string): void;
+  error(fields: LogFields, message: string): void;
+}
+
+const noop = (): void => {};
+
+/** A logger that drops everything (the library default: a library should not print unasked). */
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
+
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LEVELS)[number];
+
+/** A small line-per-event logger to a stream (the CLI's default). */
+export function createConsoleLogger(
+  level: LogLevel = 'info',
+  stream: { write(s: string): unknown } = process.stderr,
+  json = false,
+): Logger {
+  const min = LEVELS.indexOf(level);
+  const make = (lvl: LogLevel) =>
+    LEVELS.indexOf(lvl) < min
+      ? noop
+      : (fields: LogFields, message: string): void => {
+          const time = new Date().toISOString();
+          if (json) {
+            stream.write(JSON.stringify({ time, level: lvl, msg: message, ...fields }) + '\n');
+            return;
+          }
+          const extra = Object.entries(fields)
+            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+            .join(' ');
+          stream.write(`${time} ${lvl.toUpperCase().padEnd(5)} ${message}${extra ? ' ' + extra : ''}\n`);
+        };
+  return { debug: make('debug'), info: make('info'), warn: make('warn'), error: make('error') };
+}

@@ -1,0 +1,628 @@
+/**
+ * The sans-I/O WebSocket connection (RFC 6455 §5–§7): feed it the bytes that arrive with
+ * `receiveData`, get messages and control events through a handler, read the bytes to write
+ * with `dataToSend`. No sockets, no timers, no Node APIs: the same engine runs in Node, a
+ * browser, a worker or another runtime. Modelled on python-websockets' `Protocol`, with a
+ * handler object instead of an event list so the hot path allocates nothing per message
+ * (`EventQueue` gives the event-list style for those who prefer it).
+ */
+import {
+  CloseCode,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  MAX_CONTROL_PAYLOAD,
+  Opcode,
+  State,
+  isControlOpcode,
+  isValidCloseCode,
+  type Side,
+} from './constants.js';
+import { InvalidStateError, ProtocolError, protocolError } from './errors.js';
+import type { MessageCodec } from './extension.js';
+import { encodeFrame, encodeFrameHeader } from './frame.js';
+import { MaskKeySource, applyMask } from './mask.js';
+import { Utf8Validator, decodeUtf8, encodeUtf8, isValidUtf8 } from './utf8.js';
+
+/** What the engine reports. Called synchronously from `receiveData`; must not throw. */
+export interface ConnectionHandler {
+  /**
+   * A complete message. `data` may be a view into a chunk passed to `receiveData`; it is not
+   * reused by the engine, so it may be kept.
+   */
+  onMessage(data: Uint8Array, binary: boolean): void;
+  /** A ping arrived; the engine has already queued the pong (RFC 6455 §5.5.2). */
+  onPing(data: Uint8Array): void;
+  /** A pong arrived (solicited or not, RFC 6455 §5.5.3). */
+  onPong(data: Uint8Array): void;
+  /**
+   * A close frame arrived (code 1005 when it had no payload). When it started the closing
+   * handshake, the engine has already queued the answering close frame (RFC 6455 §5.5.1).
+   */
+  onClose(code: number, reason: string): void;
+  /** The peer broke the protocol; the engine queued a close frame with `error.closeCode`. */
+  onProtocolError(error: ProtocolError): void;
+}
+
+/** Options of a `Connection`. */
+export interface ConnectionOptions {
+  /** Which end this is: servers demand masked frames, clients mask what they send. */
+  side: Side;
+  /** Largest message accepted, after decompression, in bytes (default 100 MiB); more → 1009. */
+  maxMessageSize?: number;
+  /** Largest single frame payload accepted, in bytes (default: `maxMessageSize`); more → 1009. */
+  maxFrameSize?: number;
+  /** The negotiated permessage-deflate codec, if any (enables RSV1, RFC 7692 §6). */
+  codec?: MessageCodec | undefined;
+  /**
+   * A fast whole-buffer UTF-8 validator for text messages that arrive in one piece
+   * (e.g. Node's `buffer.isUtf8`). Messages that arrive in pieces are always checked
+   * incrementally so invalid data fails fast.
+   */
+  validateUtf8?: (data: Uint8Array) => boolean;
+  /** Start in CONNECTING (until `accept()`), for hosts that run the engine before the handshake ends. */
+  connecting?: boolean;
+}
+
+/** Options of one outgoing data frame. */
+export interface SendOptions {
+  /** Last frame of the message (default true). Send the rest with `sendContinuation`. */
+  fin?: boolean;
+  /** Compress when a codec was negotiated and the message reaches its threshold (default true). */
+  compress?: boolean;
+}
+
+const PARSE_HEADER = 0;
+const PARSE_PAYLOAD = 1;
+
+/** Above this size a server frame's payload is queued as-is behind its header, not copied. */
+const COPY_LIMIT = 16 * 1024;
+
+const EMPTY = new Uint8Array(0);
+const NO_CHUNKS: Uint8Array[] = [];
+
+const maskKeys = new MaskKeySource();
+
+/** Length of a frame header given its second byte (RFC 6455 §5.2). */
+function headerLength(b1: number): number {
+  const len7 = b1 & 0x7f;
+  return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
+}
+
+/** One WebSocket connection's protocol state. */
+export class Connection {
+  readonly side: Side;
+  private readonly maxMessageSize: number;
+  private readonly maxFrameSize: number;
+  private readonly codec: MessageCodec | undefined;
+  private readonly validateUtf8: (data: Uint8Array) => boolean;
+  private readonly handler: ConnectionHandler;
+
+  private _state: State;
+  private output: Uint8Array[] = [];
+
+  // Frame parser state.
+  private parseState = PARSE_HEADER;
+  private readonly header = new Uint8Array(14);
+  private headerHave = 0;
+  private fin = false;
+  private rsv1 = false;
+  private opcode = 0;
+  private masked = false;
+  private readonly maskKey = new Uint8Array(4);
+  private payloadLength = 0;
+  private payloadOffset = 0;
+  private controlParts: Uint8Array[] = [];
+
+  // Message reassembly state (RFC 6455 §5.4).
+  private messageOpcode = 0;
+  private messageCompressed = false;
+  private messageSize = 0;
+  private parts: Uint8Array[] = [];
+  private readonly utf8 = new Utf8Validator();
+
+  // Outgoing fragmentation and closing state.
+  private sendingFragmented = false;
+  private discarding = false;
+  private failed = false;
+  private closeSent = false;
+  private closeReceivedCode = 0;
+  private closeReceivedReason = '';
+  private _closeSentCode = 0;
+
+  constructor(options: ConnectionOptions, handler: ConnectionHandler) {
+    this.side = options.side;
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.maxFrameSize = options.maxFrameSize ?? this.maxMessageSize;
+    this.codec = options.codec;
+    this.validateUtf8 = options.validateUtf8 ?? isValidUtf8;
+    this.handler = handler;
+    this._state = options.connecting ? State.Connecting : State.Open;
+  }
+
+  /** CONNECTING, OPEN, CLOSING or CLOSED. */
+  get state(): State {
+    return this._state;
+  }
+
+  /** The code of the close frame received: 1005 if it had none, 1006 if none arrived. */
+  get closeCode(): number {
+    return this.closeReceivedCode || CloseCode.AbnormalClosure;
+  }
+
+  /** The reason in the close frame received ('' if none). */
+  get closeReason(): string {
+    return this.closeReceivedReason;
+  }
+
+  /** The code of the close frame sent (1005 for an empty one, 0 if none was sent). */
+  get closeSentCode(): number {
+    return this._closeSentCode;
+  }
+
+  /** Whether a close frame has been sent. */
+  get closing(): boolean {
+    return this.closeSent;
+  }
+
+  /**
+   * Whether the host should now close the transport after writing `dataToSend()`: after a
+   * failure (RFC 6455 §7.1.7), or on a server once close frames went both ways (§7.1.1: the
+   * server closes the TCP connection first). A client waits for the server to close it.
+   */
+  get shouldCloseTransport(): boolean {
+    return this.failed || (this.closeSent && this.closeReceivedCode !== 0 && this.side === 'server');
+  }
+
+  /** The negotiated compression codec, if any. */
+  get messageCodec(): MessageCodec | undefined {
+    return this.codec;
+  }
+
+  /** Leave CONNECTING once the opening handshake succeeded. */
+  accept(): void {
+    if (this._state !== State.Connecting) throw new InvalidStateError('accept() is only valid while CONNECTING');
+    this._state = State.Open;
+  }
+
+  /** Bytes to write to the transport, in order; empties the queue. */
+  dataToSend(): Uint8Array[] {
+    if (this.output.length === 0) return NO_CHUNKS;
+    const out = this.output;
+    this.output = [];
+    return out;
+  }
+
+  /** Whether anything is queued for the transport. */
+  get hasDataToSend(): boolean {
+    return this.output.length > 0;
+  }
+
+  /**
+   * Feed bytes from the transport. Masked payloads are unmasked in place, so the chunk must
+   * not be used by the caller afterwards. Data after a close frame is ignored (RFC 6455 §5.5.1).
+   */
+  receiveData(chunk: Uint8Array): void {
+    if (this._state === State.Connecting) throw new InvalidStateError('data received before the handshake completed');
+    if (this.discarding || this._state === State.Closed) return;
+    try {
+      this.parse(chunk);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this.failWith(error);
+    }
+  }
+
+  /** The transport reached end of file or closed: the connection is CLOSED. */
+  receiveEof(): void {
+    this._state = State.Closed;
+    this.discarding = true;
+    this.releaseMessage();
+  }
+
+  /** Send a text message (or its first fragment). A Uint8Array must hold valid UTF-8. */
+  sendText(data: string | Uint8Array, options?: SendOptions): void {
+    this.sendData(Opcode.Text, typeof data === 'string' ? encodeUtf8(data) : data, options);
+  }
+
+  /** Send a binary message (or its first fragment). */
+  sendBinary(data: Uint8Array, options?: SendOptions): void {
+    this.sendData(Opcode.Binary, data, options);
+  }
+
+  /** Send the next fragment of a message started with `fin: false`. */
+  sendContinuation(data: Uint8Array, fin: boolean): void {
+    this.assertCanSendData();
+    if (!this.sendingFragmented) throw new InvalidStateError('no fragmented message is being sent');
+    this.sendingFragmented = !fin;
+    this.queueFrame(Opcode.Continuation, data, fin, false);
+  }
+
+  /** Send a ping (payload at most 125 bytes, RFC 6455 §5.5). */
+  sendPing(data: Uint8Array = EMPTY): void {
+    this.assertCanSendControl(data);
+    this.queueFrame(Opcode.Ping, data, true, false);
+  }
+
+  /** Send a pong (payload at most 125 bytes; an unsolicited pong is a heartbeat, §5.5.3). */
+  sendPong(data: Uint8Array = EMPTY): void {
+    this.assertCanSendControl(data);
+    this.queueFrame(Opcode.Pong, data, true, false);
+  }
+
+  /**
+   * Start (or answer) the closing handshake (RFC 6455 §5.5.1, §7.1.2). Without a code the
+   * close frame is empty. A reason needs a code and must fit 123 bytes of UTF-8.
+   */
+  sendClose(code?: number, reason = ''): void {
+    if (this._state === State.Connecting || this._state === State.Closed) {
+      throw new InvalidStateError('cannot close a connection that is not open');
+    }
+    if (this.closeSent) throw new InvalidStateError('a close frame was already sent');
+    this.queueClose(code, reason);
+  }
+
+  /**
+   * Fail the connection (RFC 6455 §7.1.7): send a close frame with `code` if none was sent,
+   * ignore anything that arrives afterwards, and ask the host to close the transport.
+   */
+  fail(code: number, reason = ''): void {
+    if (this._state === State.Closed) return;
+    if (!this.closeSent && this._state !== State.Connecting) this.queueClose(code, reason);
+    this.failed = true;
+    this.discarding = true;
+    this.releaseMessage();
+  }
+
+  private failWith(error: ProtocolError): void {
+    this.fail(error.closeCode, error.message.length <= 123 ? error.message : '');
+    this.handler.onProtocolError(error);
+  }
+
+  // ---- receiving ---------------------------------------------------------------------------
+
+  private parse(chunk: Uint8Array): void {
+    const length = chunk.length;
+    let pos = 0;
+    while (pos < length) {
+      if (this.parseState === PARSE_HEADER) {
+        let src: Uint8Array;
+        let at: number;
+        if (this.headerHave === 0 && length - pos >= 2 && length - pos >= headerLength(chunk[pos + 1])) {
+          // The whole header is in this chunk: read it in place.
+          src = chunk;
+          at = pos;
+          pos += headerLength(chunk[pos + 1]);
+        } else {
+          // The header is split across chunks: gather it in `header`.
+          const header = this.header;
+          if (this.headerHave < 2) {
+            header[this.headerHave++] = chunk[pos++];
+            if (this.headerHave === 2) this.checkFirstBytes(header[0], header[1]);
+            continue;
+          }
+          const need = headerLength(header[1]);
+          const take = Math.min(need - this.headerHave, length - pos);
+          header.set(chunk.subarray(pos, pos + take), this.headerHave);
+          this.headerHave += take;
+          pos += take;
+          if (this.headerHave < need) return;
+          src = header;
+          at = 0;
+          this.headerHave = 0;
+        }
+        if (src === chunk) this.checkFirstBytes(chunk[at], chunk[at + 1]);
+        this.readLengthAndMask(src, at);
+
+        if (this.payloadLength === 0) {
+          this.endFrame(EMPTY);
+        } else if (
+          this.fin &&
+          !this.rsv1 &&
+          this.opcode !== Opcode.Continuation &&
+          !isControlOpcode(this.opcode) &&
+          length - pos >= this.payloadLength
+        ) {
+          // Fast lane: a whole unfragmented, uncompressed message in this chunk.
+          const payload = chunk.subarray(pos, pos + this.payloadLength);
+          pos += this.payloadLength;
+          if (this.masked) applyMask(payload, this.maskKey);
+          this.deliverWhole(payload);
+        } else {
+          this.parseState = PARSE_PAYLOAD;
+          this.payloadOffset = 0;
+        }
+      } else {
+        const take = Math.min(this.payloadLength - this.payloadOffset, length - pos);
+        const piece = chunk.subarray(pos, pos + take);
+        pos += take;
+        if (this.masked) applyMask(piece, this.maskKey, this.payloadOffset);
+        this.payloadOffset += take;
+        const last = this.payloadOffset === this.payloadLength;
+        if (last) this.parseState = PARSE_HEADER;
+        if (isControlOpcode(this.opcode)) {
+          this.controlParts.push(piece);
+          if (last) this.endFrame(concat(this.controlParts, this.payloadLength));
+        } else {
+          this.receivePiece(piece, last && this.fin);
+        }
+      }
+      if (this.discarding) return;
+    }
+  }
+
+  /** Checks that need only the first two header bytes, so a bad frame fails at once. */
+  private checkFirstBytes(b0: number, b1: number): void {
+    const fin = (b0 & 0x80) !== 0;
+    const rsv1 = (b0 & 0x40) !== 0;
+    const opcode = b0 & 0x0f;
+    // RFC 6455 §5.2: RSV2 and RSV3 must be 0 (no extension we negotiate uses them).
+    if (b0 & 0x30) throw protocolError('ERR_RESERVED_BITS', 'RSV2 and RSV3 must be clear');
+    if (isControlOpcode(opcode)) {
+      if (opcode > Opcode.Pong) throw protocolError('ERR_RESERVED_OPCODE', `reserved opcode ${opcode}`);
+      // RFC 6455 §5.5: control frames must not be fragmented and carry at most 125 bytes.
+      if (!fin) throw protocolError('ERR_FRAGMENTED_CONTROL', 'control frames must not be fragmented');
+      if ((b1 & 0x7f) > MAX_CONTROL_PAYLOAD) {
+        throw protocolError('ERR_CONTROL_TOO_LONG', 'control frame payload exceeds 125 bytes');
+      }
+      // RFC 7692 §6.1: RSV1 belongs to data frames only.
+      if (rsv1) throw protocolError('ERR_RESERVED_BITS', 'RSV1 must be clear on control frames');
+    } else {
+      if (opcode > Opcode.Binary) throw protocolError('ERR_RESERVED_OPCODE', `reserved opcode ${opcode}`);
+      if (opcode === Opcode.Continuation) {
+        if (this.messageOpcode === 0) {
+          throw protocolError('ERR_UNEXPECTED_CONTINUATION', 'continuation frame without a message to continue');
+        }
+        // RFC 7692 §6.1: RSV1 is set on the first frame of a compressed message only.
+        if (rsv1) throw protocolError('ERR_RESERVED_BITS', 'RSV1 must be clear on continuation frames');
+      } else {
+        if (this.messageOpcode !== 0) {
+          throw protocolError('ERR_EXPECTED_CONTINUATION', 'new message started before the previous one ended');
+        }
+        if (rsv1 && !this.codec) throw protocolError('ERR_RESERVED_BITS', 'RSV1 set but no extension was negotiated');
+      }
+    }
+    // RFC 6455 §5.1: clients mask every frame, servers none.
+    const masked = (b1 & 0x80) !== 0;
+    if (this.side === 'server' && !masked) throw protocolError('ERR_MASK_REQUIRED', 'client frames must be masked');
+    if (this.side === 'client' && masked) throw protocolError('ERR_MASK_FORBIDDEN', 'server frames must not be masked');
+  }
+
+  private readLengthAndMask(src: Uint8Array, at: number): void {
+    const b0 = src[at];
+    const b1 = src[at + 1];
+    this.fin = (b0 & 0x80) !== 0;
+    this.rsv1 = (b0 & 0x40) !== 0;
+    this.opcode = b0 & 0x0f;
+    this.masked = (b1 & 0x80) !== 0;
+    let p = at + 2;
+    let length = b1 & 0x7f;
+    if (length === 126) {
+      length = (src[p] << 8) | src[p + 1];
+      p += 2;
+    } else if (length === 127) {
+      // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+      if (src[p] & 0x80) throw protocolError('ERR_INVALID_LENGTH', 'the most significant bit of a 64-bit length must be 0');
+      const high = ((src[p] << 24) | (src[p + 1] << 16) | (src[p + 2] << 8) | src[p + 3]) >>> 0;
+      const low = ((src[p + 4] << 24) | (src[p + 5] << 16) | (src[p + 6] << 8) | src[p + 7]) >>> 0;
+      length = high * 0x100000000 + low;
+      p += 8;
+    }
+    if (this.masked) {
+      this.maskKey[0] = src[p];
+      this.maskKey[1] = src[p + 1];
+      this.maskKey[2] = src[p + 2];
+      this.maskKey[3] = src[p + 3];
+    }
+    if (length > this.maxFrameSize) {
+      throw new ProtocolError('ERR_FRAME_TOO_BIG', CloseCode.MessageTooBig, `frame of ${length} bytes exceeds the limit of ${this.maxFrameSize}`);
+    }
+    this.payloadLength = length;
+    if (!isControlOpcode(this.opcode)) {
+      if (this.opcode !== Opcode.Continuation) {
+        this.messageOpcode = this.opcode;
+        this.messageCompressed = this.rsv1;
+      }
+      // Uncompressed sizes are known now: refuse before reading the payload.
+      if (!this.messageCompressed && this.messageSize + length > this.maxMessageSize) {
+        throw new ProtocolError('ERR_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, `message exceeds the limit of ${this.maxMessageSize} bytes`);
+      }
+    } else {
+      this.controlParts = [];
+    }
+  }
+
+  /** A frame whose payload is complete (`payload` is the whole of it). */
+  private endFrame(payload: Uint8Array): void {
+    if (isControlOpcode(this.opcode)) this.receiveControl(this.opcode, payload);
+    else this.receivePiece(payload, this.fin);
+  }
+
+  /** A piece of a data frame's payload; `messageEnd` when it is the last byte of the message. */
+  private receivePiece(piece: Uint8Array, messageEnd: boolean): void {
+    let data = piece;
+    if (this.messageCompressed) {
+      // RFC 7692 §7.2.2: decompress the concatenated payloads as one stream; the codec enforces the limit.
+      data = this.codec!.decompress(piece, messageEnd, this.maxMessageSize - this.messageSize);
+    }
+    this.messageSize += data.length;
+    // RFC 6455 §8.1 and Autobahn 6.4: validate text as it arrives and fail at the first bad byte.
+    if (this.messageOpcode === Opcode.Text && !this.utf8.write(data)) {
+      throw new ProtocolError('ERR_INVALID_UTF8', CloseCode.InvalidFramePayloadData, 'invalid UTF-8 in a text message');
+    }
+    if (data.length > 0) this.parts.push(data);
+    if (messageEnd) {
+      if (this.messageOpcode === Opcode.Text && !this.utf8.end()) {
+        throw new ProtocolError('ERR_INVALID_UTF8', CloseCode.InvalidFramePayloadData, 'text message ends inside a UTF-8 sequence');
+      }
+      const binary = this.messageOpcode === Opcode.Binary;
+      const message = concat(this.parts, this.messageSize);
+      this.releaseMessage();
+      this.handler.onMessage(message, binary);
+    }
+  }
+
+  /** The fast lane's message: one frame, uncompressed, complete. */
+  private deliverWhole(payload: Uint8Array): void {
+    if (this.opcode === Opcode.Text && !this.validateUtf8(payload)) {
+      throw new ProtocolError('ERR_INVALID_UTF8', CloseCode.InvalidFramePayloadData, 'invalid UTF-8 in a text message');
+    }
+    this.handler.onMessage(payload, this.opcode === Opcode.Binary);
+  }
+
+  private releaseMessage(): void {
+    this.messageOpcode = 0;
+    this.messageCompressed = false;
+    this.messageSize = 0;
+    this.parts = [];
+    this.utf8.reset();
+  }
+
+  private receiveControl(opcode: number, payload: Uint8Array): void {
+    if (opcode === Opcode.Ping) {
+      // RFC 6455 §5.5.2: answer with a pong carrying the same data, unless we are closing.
+      if (!this.closeSent) this.queueFrame(Opcode.Pong, payload, true, false);
+      this.handler.onPing(payload);
+    } else if (opcode === Opcode.Pong) {
+      this.handler.onPong(payload);
+    } else {
+      this.receiveClose(payload);
+    }
+  }
+
+  private receiveClose(payload: Uint8Array): void {
+    let code: number = CloseCode.NoStatusReceived;
+    let reason = '';
+    if (payload.length === 1) {
+      throw protocolError('ERR_INVALID_CLOSE_PAYLOAD', 'a close frame payload cannot be 1 byte long');
+    }
+    if (payload.length >= 2) {
+      code = (payload[0] << 8) | payload[1];
+      if (!isValidCloseCode(code)) throw protocolError('ERR_INVALID_CLOSE_CODE', `invalid close code ${code}`);
+      const reasonBytes = payload.subarray(2);
+      if (!isValidUtf8(reasonBytes)) {
+        throw new ProtocolError('ERR_INVALID_UTF8', CloseCode.InvalidFramePayloadData, 'invalid UTF-8 in the close reason');
+      }
+      reason = decodeUtf8(reasonBytes);
+    }
+    this.closeReceivedCode = code;
+    this.closeReceivedReason = reason;
+    // RFC 6455 §5.5.1: nothing follows a close frame; answer it (echoing the code) if we did not start.
+    this.discarding = true;
+    this.releaseMessage();
+    if (!this.closeSent) this.queueClose(code === CloseCode.NoStatusReceived ? undefined : code, '');
+    this._state = State.Closing;
+    this.handler.onClose(code, reason);
+  }
+
+  // ---- sending -----------------------------------------------------------------------------
+
+  private sendData(opcode: number, data: Uint8Array, options: SendOptions | undefined): void {
+    this.assertCanSendData();
+    if (this.sendingFragmented) throw new InvalidStateError('a fragmented message is being sent: finish it first');
+    const fin = options?.fin ?? true;
+    const codec = this.codec;
+    if (fin && codec && options?.compress !== false && data.length >= codec.threshold) {
+      this.queueFrame(opcode, codec.compress(data), true, true);
+      return;
+    }
+    this.sendingFragmented = !fin;
+    this.queueFrame(opcode, data, fin, false);
+  }
+
+  private assertCanSendData(): void {
+    if (this._state !== State.Open || this.closeSent) {
+      // RFC 6455 §5.5.1: after sending a close frame, no more data frames.
+      throw new InvalidStateError(`cannot send: the connection is ${stateName(this._state)}`);
+    }
+  }
+
+  private assertCanSendControl(data: Uint8Array): void {
+    if (this._state === State.Connecting || this._state === State.Closed || this.closeSent) {
+      throw new InvalidStateError(`cannot send: the connection is ${stateName(this._state)}`);
+    }
+    if (data.length > MAX_CONTROL_PAYLOAD) throw new RangeError('control frame payload must be at most 125 bytes');
+  }
+
+  private queueClose(code: number | undefined, reason: string): void {
+    let payload = EMPTY;
+    if (code !== undefined) {
+      if (!isValidCloseCode(code)) throw new RangeError(`invalid close code ${code}`);
+      const reasonBytes = encodeUtf8(reason);
+      if (reasonBytes.length > MAX_CONTROL_PAYLOAD - 2) throw new RangeError('close reason must be at most 123 bytes of UTF-8');
+      payload = new Uint8Array(2 + reasonBytes.length);
+      payload[0] = code >>> 8;
+      payload[1] = code & 0xff;
+      payload.set(reasonBytes, 2);
+    } else if (reason !== '') {
+      throw new RangeError('a close reason needs a close code');
+    }
+    this.queueFrame(Opcode.Close, payload, true, false);
+    this.closeSent = true;
+    this._closeSentCode = code ?? CloseCode.NoStatusReceived;
+    this._state = State.Closing;
+  }
+
+  private queueFrame(opcode: number, payload: Uint8Array, fin: boolean, rsv1: boolean): void {
+    if (this.side === 'client') {
+      this.output.push(encodeFrame(opcode, payload, { fin, rsv1, maskKey: maskKeys.next() }));
+    } else if (payload.length <= COPY_LIMIT) {
+      this.output.push(encodeFrame(opcode, payload, { fin, rsv1 }));
+    } else {
+      // Large server payloads go out behind their header without a copy.
+      this.output.push(encodeFrameHeader(opcode, payload.length, fin, rsv1), payload);
+    }
+  }
+}
+
+function stateName(state: State): string {
+  return ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'][state];
+}
+
+/** Join pieces into one buffer (or return the only piece as is). */
+export function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  if (parts.length === 0) return EMPTY;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** An event, for the event-list style of driving a `Connection`. */
+export type ConnectionEvent =
+  | { readonly type: 'message'; readonly data: Uint8Array; readonly binary: boolean }
+  | { readonly type: 'ping'; readonly data: Uint8Array }
+  | { readonly type: 'pong'; readonly data: Uint8Array }
+  | { readonly type: 'close'; readonly code: number; readonly reason: string }
+  | { readonly type: 'error'; readonly error: ProtocolError };
+
+/**
+ * A handler that records events in order, for the python-websockets style:
+ * `conn.receiveData(bytes); for (const e of queue.take()) …`.
+ */
+export class EventQueue implements ConnectionHandler {
+  private events: ConnectionEvent[] = [];
+  onMessage(data: Uint8Array, binary: boolean): void {
+    this.events.push({ type: 'message', data, binary });
+  }
+  onPing(data: Uint8Array): void {
+    this.events.push({ type: 'ping', data });
+  }
+  onPong(data: Uint8Array): void {
+    this.events.push({ type: 'pong', data });
+  }
+  onClose(code: number, reason: string): void {
+    this.events.push({ type: 'close', code, reason });
+  }
+  onProtocolError(error: ProtocolError): void {
+    this.events.push({ type: 'error', error });
+  }
+  /** The events received since the last call, oldest first. */
+  take(): ConnectionEvent[] {
+    const out = this.events;
+    this.events = [];
+    return out;
+  }
+}

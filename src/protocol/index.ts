@@ -1,0 +1,14 @@
+/**
+ * duplex's sans-I/O WebSocket engine (RFC 6455, RFC 7692): no sockets, no timers, no Node APIs.
+ * @packageDocumentation
+ */
+export * from './constants.js';
+export * from './errors.js';
+export type { ExtensionOffer, MessageCodec } from './extension.js';
+export { Connection, EventQueue, type ConnectionEvent, type ConnectionHandler, type ConnectionOptions, type SendOptions as FrameSendOptions } from './connection.js';
+export { encodeFrame, encodeFrameHeader, frameHeaderLength, writeFrameHeader, type FrameFlags } from './frame.js';
+export { applyMask, MaskKeySource } from './mask.js';
+export { Utf8Validator, isValidUtf8, decodeUtf8, encodeUtf8 } from './utf8.js';
+export * from './handshake.js';
+export { parseExtensions, formatExtensions, parseTokenList, isToken, type HeaderValue } from './headers.js';
+export * from './permessage-deflate.js';
