@@ -73,8 +73,8 @@ export interface SendOptions {
 const PARSE_HEADER = 0;
 const PARSE_PAYLOAD = 1;
 
-/** Above this size a server frame's payload is queued as-is behind its header, not copied. */
-const COPY_LIMIT = 16 * 1024;
+/** Above this size (bytes) a server frame's payload is queued as-is behind its header, not copied. */
+const COPY_LIMIT = 2048;
 
 const EMPTY = new Uint8Array(0);
 const NO_CHUNKS: Uint8Array[] = [];
@@ -325,6 +325,7 @@ export class Connection {
           const payload = chunk.subarray(pos, pos + this.payloadLength);
           pos += this.payloadLength;
           if (this.masked) applyMask(payload, this.maskKey);
+          this.messageOpcode = 0; // the message ends with this frame
           this.deliverWhole(payload);
         } else {
           this.parseState = PARSE_PAYLOAD;
@@ -505,10 +506,11 @@ export class Connection {
     }
     this.closeReceivedCode = code;
     this.closeReceivedReason = reason;
-    // RFC 6455 §5.5.1: nothing follows a close frame; answer it (echoing the code) if we did not start.
+    // RFC 6455 §5.5.1: nothing follows a close frame; answer it (echoing code and reason, as ws and
+    // python-websockets do) if we did not start.
     this.discarding = true;
     this.releaseMessage();
-    if (!this.closeSent) this.queueClose(code === CloseCode.NoStatusReceived ? undefined : code, '');
+    if (!this.closeSent) this.queueClose(code === CloseCode.NoStatusReceived ? undefined : code, reason);
     this._state = State.Closing;
     this.handler.onClose(code, reason);
   }
