@@ -34,19 +34,49 @@ export interface WebSocketHandlers<Data = unknown> {
   close?(ws: WebSocket<Data>, code: number, reason: string): void;
 }
 
-/** Per-connection settings, fixed at the handshake. */
-export interface WebSocketOptions<Data = unknown> {
+/**
+ * Per-connection tunables. A server takes them at the server level and a route may override
+ * them; a client takes them in `connect()`'s options. Every one has a default.
+ */
+export interface ConnectionSettings {
+  /** Largest message accepted, in bytes, after decompression (default 100 MiB, as ws); more → 1009. */
+  maxMessageSize?: number;
+  /** Deliver text messages as Buffers of validated UTF-8 instead of strings (saves a decode). */
+  textAsBuffer?: boolean;
+  /** How long to wait for the peer's side of the closing handshake, in ms (default 10 s). */
+  closeTimeout?: number;
+  /** Send a ping after this many ms without traffic from the peer; 0 turns keepalive off (default 25 s). */
+  pingInterval?: number;
+  /** Close with 1006 (terminate) when no pong or other data came this many ms after a ping (default 20 s). */
+  pingTimeout?: number;
+  /** Close with 1001 after this many ms without any message either way; 0 = never (default 0). */
+  idleTimeout?: number;
+  /** `send()` returns false once `bufferedAmount` reaches this many bytes (default 64 KiB). */
+  highWaterMark?: number;
+  /** `drain` fires when `bufferedAmount` falls back to this many bytes (default 16 KiB). */
+  lowWaterMark?: number;
+  /**
+   * Ceiling for `bufferedAmount`: a send that finds this much already buffered applies the
+   * slow-consumer policy (default 4 MiB).
+   */
+  maxBufferedAmount?: number;
+  /** Over the ceiling: close with 1008 (`'close'`, the default) or drop the message (`'drop'`). */
+  slowConsumer?: 'close' | 'drop';
+  /**
+   * Async iteration only: stop reading from the socket while this many messages wait to be
+   * consumed (default 16), so a fast sender cannot grow memory without bound.
+   */
+  maxQueuedMessages?: number;
+}
+
+/** Everything a connection is created with (the server and `connect()` fill this in). */
+export interface WebSocketOptions<Data = unknown> extends ConnectionSettings {
   side: Side;
   handlers: WebSocketHandlers<Data>;
   data: Data;
   protocol?: string;
   extensions?: string;
   codec?: MessageCodec | undefined;
-  maxMessageSize?: number;
-  /** Deliver text messages as Buffers of (validated) UTF-8 instead of strings. */
-  textAsBuffer?: boolean;
-  /** How long to wait for the peer's side of the closing handshake, in ms (default 10 s). */
-  closeTimeout?: number;
   logger?: Logger;
   /** Identifies the connection in log lines. */
   id?: string;

@@ -296,8 +296,9 @@ export class Connection {
           const header = this.header;
           if (this.headerHave < 2) {
             header[this.headerHave++] = chunk[pos++];
-            if (this.headerHave === 2) this.checkFirstBytes(header[0], header[1]);
-            continue;
+            if (this.headerHave < 2) continue;
+            this.checkFirstBytes(header[0], header[1]);
+            // Fall through: a 2-byte header (unmasked, length < 126) is already complete.
           }
           const need = headerLength(header[1]);
           const take = Math.min(need - this.headerHave, length - pos);

@@ -81,7 +81,8 @@ export function isValidUtf8(bytes: Uint8Array): boolean {
   return scratch.write(bytes) && scratch.end();
 }
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of a WebSocket message or close reason, not a byte order mark.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 
 /** Decode UTF-8 that has already been validated. */

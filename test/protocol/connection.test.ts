@@ -245,14 +245,14 @@ describe('control frames (RFC 6455 §5.5)', () => {
 });
 
 describe('closing handshake (RFC 6455 §5.5.1, §7)', () => {
-  test('close from the peer → close echoed with the same code, CLOSING, transport to close (server)', () => {
+  test('close from the peer → close echoed with the same code and reason, CLOSING, transport to close (server)', () => {
     const { c, q } = open();
     feed(c, rawFrame(Opcode.Close, closePayload(1001, 'bye')));
     assert.deepEqual(q.take(), [{ type: 'close', code: 1001, reason: 'bye' }]);
     const out = sent(c);
     assert.equal(out.length, 1);
     assert.equal(out[0].opcode, Opcode.Close);
-    assert.equal(parseClose(out[0].payload).code, 1001);
+    assert.deepEqual(parseClose(out[0].payload), { code: 1001, reason: 'bye' });
     assert.equal(c.state, State.Closing);
     assert.equal(c.shouldCloseTransport, true);
     assert.equal(c.closeCode, 1001);
@@ -495,7 +495,7 @@ describe('protocol violations → fail the connection (RFC 6455 §7.1.7)', () =>
     assert.deepEqual(q.take().map((e) => e.type), ['ping', 'message', 'ping', 'message', 'ping', 'message']);
   });
   test('control frames do not count toward maxMessageSize', () => {
-    const { c, q } = open({ maxMessageSize: 4 });
+    const { c, q } = open({ maxMessageSize: 4, maxFrameSize: 125 });
     feed(c, rawFrame(Opcode.Ping, 'longer than four'), rawFrame(Opcode.Text, 'abcd'));
     assert.deepEqual(q.take().map((e) => e.type), ['ping', 'message']);
   });
@@ -698,7 +698,8 @@ describe('sending', () => {
     assert.equal(chunks.length, 2);
     assert.equal(chunks[1], payload);
     assert.deepEqual(Array.from(chunks[0]), [0x82, 0x7e, 0x40, 0x01]);
-    const small = new Uint8Array(16 * 1024);
+    // Small payloads are copied behind their header: one chunk.
+    const small = new Uint8Array(100);
     c.sendBinary(small);
     const chunks2 = c.dataToSend();
     assert.equal(chunks2.length, 1);
