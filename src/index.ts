@@ -3,8 +3,64 @@
  * @packageDocumentation
  */
 export * from './protocol/index.js';
-export { WebSocket, type WebSocketHandlers, type WebSocketOptions, type MessageData, type SendOptions } from './node/websocket.js';
-export { WebSocketServer, type WebSocketServerOptions } from './node/server.js';
+export {
+  WebSocket,
+  WebSocketHandler,
+  fromClass,
+  createTrafficCounters,
+  DEFAULT_SETTINGS,
+  type WebSocketHandlerClass,
+  type WebSocketHandlerMethods,
+  type WebSocketHandlers,
+  type WebSocketOptions,
+  type ConnectionSettings,
+  type TrafficCounters,
+  type HandlerResult,
+  type MessageData,
+  type SendOptions,
+} from './node/websocket.js';
+export {
+  WebSocketServer,
+  requestInfo,
+  parseCookies,
+  type WebSocketServerOptions,
+  type RouteOptions,
+  type RouteHandlers,
+  type RouteParams,
+  type UpgradeContext,
+  type UpgradeHook,
+  type OriginRule,
+  type AttachOptions,
+  type ServerStats,
+  type RequestInfo,
+} from './node/server.js';
 export { connect, type ConnectOptions } from './node/client.js';
 export { createDeflateCodec } from './node/deflate.js';
 export { createConsoleLogger, silentLogger, type Logger, type LogFields, type LogLevel } from './node/logger.js';
+export {
+  ReconnectingWebSocket,
+  reconnecting,
+  backoffDelay,
+  defaultShouldReconnect,
+  RECONNECT_DEFAULTS,
+  type ReconnectingOptions,
+  type ReconnectingHandlers,
+  type ReconnectingInfo,
+  type ReconnectingState,
+  type ConnectOverrides,
+  type Disconnect,
+  type ClosedInfo,
+  type ClosedReason,
+  type OutgoingMessage,
+  type SendStatus,
+} from './node/reconnecting.js';
+export {
+  WHATWGWebSocket,
+  CloseEvent,
+  WebSocketErrorEvent,
+  type BinaryType,
+  type CloseEventInit,
+  type WHATWGSendData,
+  type WHATWGMessageData,
+  type WHATWGWebSocketOptions,
+} from './node/whatwg.js';

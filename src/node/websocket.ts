@@ -9,19 +9,30 @@ import type { Socket } from 'node:net';
 import { CloseCode, State, type Side } from '../protocol/constants.js';
 import type { ConnectionHandler } from '../protocol/connection.js';
 import { Connection } from '../protocol/connection.js';
-import type { ProtocolError } from '../protocol/errors.js';
+import { InvalidStateError, type ProtocolError } from '../protocol/errors.js';
 import type { MessageCodec } from '../protocol/extension.js';
+import { heartbeat, type HeartbeatMember } from './heartbeat.js';
 import { silentLogger, type Logger } from './logger.js';
 
 /** A received message: a string for text (unless `textAsBuffer`), a Buffer for binary. */
 export type MessageData = string | Buffer;
 
-/** Callbacks for a connection's life. `this`-free: each gets the connection first. */
+/** What a handler may return: nothing, or a promise whose rejection is handled like a throw. */
+export type HandlerResult = void | Promise<void>;
+
+/**
+ * Callbacks for a connection's life, shared by every connection of a route: each gets the
+ * connection first. A callback that throws, or returns a promise that rejects, is logged,
+ * reported to `error`, and the connection is closed with 1011; the process keeps running.
+ */
 export interface WebSocketHandlers<Data = unknown> {
   /** The connection is open (handshake done). */
-  open?(ws: WebSocket<Data>): void;
-  /** A complete message arrived. */
-  message?(ws: WebSocket<Data>, data: MessageData, isBinary: boolean): void;
+  open?(ws: WebSocket<Data>): HandlerResult;
+  /**
+   * A complete message arrived. Without this callback, messages wait to be read by async
+   * iteration (`for await (const message of ws)`).
+   */
+  message?(ws: WebSocket<Data>, data: MessageData, isBinary: boolean): HandlerResult;
   /** A ping arrived (the pong is sent automatically). */
   ping?(ws: WebSocket<Data>, data: Buffer): void;
   /** A pong arrived. */
@@ -80,19 +91,44 @@ export interface WebSocketOptions<Data = unknown> extends ConnectionSettings {
   logger?: Logger;
   /** Identifies the connection in log lines. */
   id?: string;
+  /** Counters to add this connection's traffic to (e.g. a server's statistics). */
+  counters?: TrafficCounters;
+}
+
+/** Message and byte counts (payload bytes, after decompression). */
+export interface TrafficCounters {
+  messagesIn: number;
+  bytesIn: number;
+  messagesOut: number;
+  bytesOut: number;
+  /** Messages not sent because the slow-consumer policy dropped them. */
+  dropped: number;
+}
+
+/** A fresh set of zeroed counters. */
+export function createTrafficCounters(): TrafficCounters {
+  return { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, dropped: 0 };
 }
 
 /** Options of one `send`. */
 export interface SendOptions {
-  /** Send as binary even if `data` is a string. */
+  /** Send a string as a binary message (its UTF-8 bytes). */
   binary?: boolean;
   /** Compress if permessage-deflate was negotiated and the message reaches its threshold (default true). */
   compress?: boolean;
 }
 
-const DEFAULT_CLOSE_TIMEOUT = 10_000;
-/** `send()` returns false once this much is buffered (the socket's default high watermark). */
-const HIGH_WATERMARK = 16 * 1024;
+/** Defaults of `ConnectionSettings` (documented there). */
+export const DEFAULT_SETTINGS = {
+  closeTimeout: 10_000,
+  pingInterval: 25_000,
+  pingTimeout: 20_000,
+  idleTimeout: 0,
+  highWaterMark: 64 * 1024,
+  lowWaterMark: 16 * 1024,
+  maxBufferedAmount: 4 * 1024 * 1024,
+  maxQueuedMessages: 16,
+} as const;
 
 const kWebSocket = Symbol('duplex.websocket');
 type BoundSocket = Socket & { [kWebSocket]?: WebSocket<unknown> };
@@ -103,8 +139,14 @@ function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
+function isPromise(value: unknown): value is Promise<unknown> {
+  return typeof (value as Promise<unknown> | undefined)?.then === 'function';
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
 /** A WebSocket connection over a Node socket. */
-export class WebSocket<Data = unknown> implements ConnectionHandler {
+export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMember, AsyncIterable<MessageData> {
   /** Per-connection context set at the handshake (e.g. the authenticated user). */
   data: Data;
   /** The negotiated subprotocol ('' if none). */
@@ -118,13 +160,32 @@ export class WebSocket<Data = unknown> implements ConnectionHandler {
 
   private readonly socket: Socket;
   private readonly handlers: WebSocketHandlers<Data>;
+  private readonly logger: Logger;
+  private readonly counters: TrafficCounters | undefined;
   private readonly textAsBuffer: boolean;
   private readonly closeTimeout: number;
-  private readonly logger: Logger;
+  private readonly pingInterval: number;
+  private readonly pingTimeout: number;
+  private readonly idleTimeout: number;
+  private readonly highWaterMark: number;
+  private readonly lowWaterMark: number;
+  private readonly maxBufferedAmount: number;
+  private readonly dropSlow: boolean;
+  private readonly maxQueuedMessages: number;
+
   private receiving = false;
   private needDrain = false;
   private closeTimer: NodeJS.Timeout | undefined;
   private closedEmitted = false;
+  private onWritten: ((error?: Error | null) => void) | undefined;
+  /** Coarse times (heartbeat clock) of the last bytes received, and of the last message either way. */
+  private lastReceived = heartbeat.now;
+  private lastActivity = heartbeat.now;
+  private pingSentAt = 0;
+  // Async iteration: messages waiting for a reader, and a reader waiting for a message.
+  private queue: MessageData[] | undefined;
+  private reader: ((result: IteratorResult<MessageData, undefined>) => void) | undefined;
+  private readPaused = false;
 
   constructor(socket: Socket, options: WebSocketOptions<Data>) {
     this.socket = socket;
@@ -132,10 +193,20 @@ export class WebSocket<Data = unknown> implements ConnectionHandler {
     this.data = options.data;
     this.protocol = options.protocol ?? '';
     this.extensions = options.extensions ?? '';
-    this.textAsBuffer = options.textAsBuffer ?? false;
-    this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.logger = options.logger ?? silentLogger;
+    this.counters = options.counters;
     this.id = options.id ?? String(nextId++);
+    this.textAsBuffer = options.textAsBuffer ?? false;
+    this.closeTimeout = options.closeTimeout ?? DEFAULT_SETTINGS.closeTimeout;
+    this.pingInterval = options.pingInterval ?? DEFAULT_SETTINGS.pingInterval;
+    this.pingTimeout = options.pingTimeout ?? DEFAULT_SETTINGS.pingTimeout;
+    this.idleTimeout = options.idleTimeout ?? DEFAULT_SETTINGS.idleTimeout;
+    this.highWaterMark = options.highWaterMark ?? DEFAULT_SETTINGS.highWaterMark;
+    this.lowWaterMark = Math.min(options.lowWaterMark ?? DEFAULT_SETTINGS.lowWaterMark, this.highWaterMark);
+    this.maxBufferedAmount = options.maxBufferedAmount ?? DEFAULT_SETTINGS.maxBufferedAmount;
+    this.dropSlow = options.slowConsumer === 'drop';
+    this.maxQueuedMessages = Math.max(1, options.maxQueuedMessages ?? DEFAULT_SETTINGS.maxQueuedMessages);
+    if (!this.handlers.message) this.queue = [];
     this.connection = new Connection(
       { side: options.side, codec: options.codec, maxMessageSize: options.maxMessageSize, validateUtf8: isUtf8 },
       this,
@@ -148,12 +219,14 @@ export class WebSocket<Data = unknown> implements ConnectionHandler {
     socket.on('close', onSocketClose);
     socket.on('error', onSocketError);
     socket.on('drain', onSocketDrain);
+    const timers = [this.pingInterval, this.pingTimeout, this.idleTimeout].filter((t) => t > 0);
+    if (this.pingInterval > 0 || this.idleTimeout > 0) heartbeat.add(this, Math.min(...timers) / 4);
   }
 
   /** Start delivering events: call `open`, then feed bytes that arrived with the handshake. */
   start(head?: Uint8Array): void {
-    this.invoke('open', () => this.handlers.open?.(this));
-    if (head && head.length > 0) this.receive(head);
+    this.invoke('open', this.handlers.open, undefined, undefined);
+    if (head && head.length > 0 && !this.closedEmitted) this.receive(head);
   }
 
   /** CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3), as in the browser API. */
@@ -161,7 +234,7 @@ export class WebSocket<Data = unknown> implements ConnectionHandler {
     return this.connection.state;
   }
 
-  /** Bytes written to the socket but not yet handed to the kernel. */
+  /** Bytes handed to the socket but not yet to the kernel (framing included). */
   get bufferedAmount(): number {
     return this.socket.writableLength;
   }
@@ -171,86 +244,150 @@ export class WebSocket<Data = unknown> implements ConnectionHandler {
     return this.socket.remoteAddress;
   }
 
+  /** The underlying socket (for TLS details, addresses; do not read or write it). */
+  get rawSocket(): Socket {
+    return this.socket;
+  }
+
   /**
-   * Send a message: a string as text, a Buffer/Uint8Array as binary (or as text with
-   * `binary: false`... see `sendText`). Returns false when the send buffer is over its high
-   * watermark: wait for the `drain` callback before sending more.
-   * Throws `InvalidStateError` once the connection is closing.
+   * Send a message: a string as text (or binary with `binary: true`), bytes as binary.
+   * Returns true while `bufferedAmount` is under the high watermark; false means "wait for
+   * `drain`", or that the message was not sent (the connection is closing, or the slow-consumer
+   * policy dropped or closed it). Never throws for a closed connection: sending to a peer that
+   * just left is normal in a server.
    */
   send(data: string | Uint8Array, options?: SendOptions): boolean {
+    if (!this.admit()) return false;
     const compress = options?.compress;
     if (typeof data === 'string') {
       const bytes = Buffer.from(data, 'utf8');
       if (options?.binary) this.connection.sendBinary(bytes, { compress });
       else this.connection.sendText(bytes, { compress });
+      this.countOut(bytes.length);
     } else {
       this.connection.sendBinary(data, { compress });
+      this.countOut(data.length);
     }
     return this.afterSend();
   }
 
-  /** Send UTF-8 bytes as a text message (they must be valid UTF-8: e.g. a received text message). */
+  /** Send UTF-8 bytes as a text message (they must be valid UTF-8, e.g. a received text message). */
   sendText(data: Uint8Array, options?: { compress?: boolean }): boolean {
+    if (!this.admit()) return false;
     this.connection.sendText(data, options);
+    this.countOut(data.length);
     return this.afterSend();
   }
 
-  /** Send a ping with up to 125 bytes of data. */
+  /**
+   * Send a message and resolve once it has been handed to the kernel (flushed from this
+   * process). Rejects with `InvalidStateError` when the connection is not open or the
+   * slow-consumer policy refused it, and with the socket's error if the write fails.
+   */
+  sendAsync(data: string | Uint8Array, options?: SendOptions): Promise<void> {
+    if (this.connection.state !== State.Open || this.connection.closing) {
+      return Promise.reject(new InvalidStateError('cannot send: the connection is closing or closed'));
+    }
+    const wasReceiving = this.receiving;
+    this.receiving = true; // queue only: the write below carries the callback
+    let sent: boolean;
+    try {
+      sent = this.send(data, options) || this.connection.hasDataToSend;
+    } finally {
+      this.receiving = wasReceiving;
+    }
+    if (!this.connection.hasDataToSend) {
+      return sent ? Promise.resolve() : Promise.reject(new InvalidStateError('message refused by the slow-consumer policy'));
+    }
+    return new Promise((resolve, reject) => this.flush((error) => (error ? reject(error) : resolve())));
+  }
+
+  /** Send a ping with up to 125 bytes of data (ignored once the connection is closing). */
   ping(data: string | Uint8Array = ''): void {
+    if (!this.isOpen()) return;
     this.connection.sendPing(typeof data === 'string' ? Buffer.from(data) : data);
     this.flush();
   }
 
   /**
    * Start the closing handshake (RFC 6455 §7.1.2). The `close` callback runs once the peer
-   * answered and the socket closed, or after `closeTimeout` at the latest.
+   * answered and the socket closed, or after `closeTimeout` at the latest. Does nothing if
+   * the connection is already closing.
    */
   close(code: number = CloseCode.NormalClosure, reason = ''): void {
-    const state = this.connection.state;
-    if (state === State.Closed || this.connection.closing) return;
+    if (!this.isOpen()) return;
     this.connection.sendClose(code, reason);
     this.flush();
     this.armCloseTimer();
   }
 
-  /** Close the socket at once, without a closing handshake. */
+  /** Close the socket at once, without a closing handshake (the peer sees 1006). */
   terminate(): void {
     this.socket.destroy();
   }
 
-  /** Stop reading from the socket (the peer's writes back up: TCP flow control). */
+  /** Stop reading from the socket: the peer's writes back up (TCP flow control). */
   pause(): void {
     this.socket.pause();
   }
 
   /** Resume reading after `pause()`. */
   resume(): void {
-    this.socket.resume();
+    if (!this.readPaused) this.socket.resume();
+  }
+
+  /**
+   * Read messages with `for await (const message of ws)`: text as strings (unless
+   * `textAsBuffer`), binary as Buffers. Reading pauses the socket while `maxQueuedMessages`
+   * wait unread, so a fast sender cannot grow memory. The loop ends when the connection closes.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<MessageData, undefined> {
+    this.queue ??= [];
+    return {
+      next: () => this.nextMessage(),
+      return: () => {
+        this.queue = this.handlers.message ? undefined : [];
+        this.resumeReading();
+        return Promise.resolve(DONE);
+      },
+    };
   }
 
   // ---- engine callbacks (ConnectionHandler) ------------------------------------------------
 
   /** @internal */
   onMessage(data: Uint8Array, binary: boolean): void {
-    const handler = this.handlers.message;
-    if (!handler) return;
+    this.lastActivity = heartbeat.now;
+    if (this.counters) {
+      this.counters.messagesIn++;
+      this.counters.bytesIn += data.length;
+    }
     const buffer = asBuffer(data);
     const message = binary || this.textAsBuffer ? buffer : buffer.toString('utf8');
-    try {
-      handler(this, message, binary);
-    } catch (error) {
-      this.handlerFailed('message', error);
+    if (this.handlers.message) this.invoke('message', this.handlers.message, message, binary);
+    const queue = this.queue;
+    if (!queue) return;
+    if (this.reader) {
+      const reader = this.reader;
+      this.reader = undefined;
+      reader({ done: false, value: message });
+      return;
+    }
+    queue.push(message);
+    if (queue.length >= this.maxQueuedMessages && !this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
     }
   }
 
   /** @internal */
   onPing(data: Uint8Array): void {
-    if (this.handlers.ping) this.invoke('ping', () => this.handlers.ping!(this, asBuffer(data)));
+    if (this.handlers.ping) this.invoke('ping', this.handlers.ping, asBuffer(data), undefined);
   }
 
   /** @internal */
   onPong(data: Uint8Array): void {
-    if (this.handlers.pong) this.invoke('pong', () => this.handlers.pong!(this, asBuffer(data)));
+    if (this.handlers.pong) this.invoke('pong', this.handlers.pong, asBuffer(data), undefined);
   }
 
   /** @internal */
@@ -262,15 +399,35 @@ export class WebSocket<Data = unknown> implements ConnectionHandler {
 
   /** @internal */
   onProtocolError(error: ProtocolError): void {
-    this.logger.warn({ conn: this.id, code: error.code, closeCode: error.closeCode, remote: this.remoteAddress }, error.message);
+    this.logger.warn({ conn: this.id, code: error.code, closeCode: error.closeCode, remote: this.remoteAddress }, `closing: ${error.message}`);
     this.armCloseTimer();
-    if (this.handlers.error) this.invoke('error', () => this.handlers.error!(this, error));
+    if (this.handlers.error) this.invoke('error', this.handlers.error, error, undefined);
+  }
+
+  /** @internal Keepalive and idle checks, on the shared heartbeat. */
+  beat(now: number): void {
+    if (this.pingSentAt !== 0 && this.pingTimeout > 0 && now - this.pingSentAt >= this.pingTimeout) {
+      // A dead peer (or a dead network path): release it now rather than at TCP's timeout.
+      this.logger.info({ conn: this.id, remote: this.remoteAddress }, `no pong within ${this.pingTimeout} ms: closing`);
+      this.terminate();
+      return;
+    }
+    if (this.pingInterval > 0 && this.pingSentAt === 0 && now - this.lastReceived >= this.pingInterval) {
+      this.pingSentAt = now;
+      this.ping();
+    }
+    if (this.idleTimeout > 0 && now - this.lastActivity >= this.idleTimeout) {
+      this.logger.info({ conn: this.id }, `idle for ${this.idleTimeout} ms: closing`);
+      this.close(CloseCode.GoingAway, 'idle timeout');
+    }
   }
 
   // ---- socket plumbing ---------------------------------------------------------------------
 
   /** @internal Bytes from the socket. */
   receive(chunk: Uint8Array): void {
+    this.lastReceived = heartbeat.now;
+    this.pingSentAt = 0; // any traffic proves the peer is alive
     this.receiving = true;
     try {
       this.connection.receiveData(chunk);
@@ -280,27 +437,65 @@ export class WebSocket<Data = unknown> implements ConnectionHandler {
     this.flush();
   }
 
-  private afterSend(): boolean {
-    if (!this.receiving) this.flush();
-    const below = this.socket.writableLength < HIGH_WATERMARK;
-    if (!below) this.needDrain = true;
-    return below;
+  private isOpen(): boolean {
+    return this.connection.state === State.Open && !this.connection.closing;
   }
 
-  /** Write what the engine queued: one write, or one corked batch (a single writev). */
-  private flush(): void {
+  /** Whether a message may be queued now: the connection is open and the peer keeps up. */
+  private admit(): boolean {
+    if (!this.isOpen()) return false;
+    if (this.socket.writableLength < this.maxBufferedAmount) return true;
+    if (this.counters) this.counters.dropped++;
+    if (this.dropSlow) return false;
+    this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.socket.writableLength }, 'slow consumer: closing with 1008');
+    this.connection.fail(CloseCode.PolicyViolation, 'slow consumer');
+    this.flush();
+    this.armCloseTimer();
+    return false;
+  }
+
+  private countOut(bytes: number): void {
+    this.lastActivity = heartbeat.now;
+    if (this.counters) {
+      this.counters.messagesOut++;
+      this.counters.bytesOut += bytes;
+    }
+  }
+
+  private afterSend(): boolean {
+    if (!this.receiving) this.flush();
+    if (this.socket.writableLength < this.highWaterMark) return true;
+    this.needDrain = true;
+    return false;
+  }
+
+  /**
+   * Write what the engine queued: one write, or one corked batch (a single writev). While a
+   * drain is awaited, writes report back so `drain` fires at the low watermark.
+   */
+  private flush(callback?: (error?: Error | null) => void): void {
     const chunks = this.connection.dataToSend();
     const socket = this.socket;
     if (chunks.length > 0 && socket.writable) {
-      if (chunks.length === 1) {
-        socket.write(chunks[0]);
+      const last = chunks.length - 1;
+      const done = callback ?? (this.needDrain ? (this.onWritten ??= this.written.bind(this)) : undefined);
+      if (last === 0) {
+        socket.write(chunks[0], done);
       } else {
         socket.cork();
-        for (const chunk of chunks) socket.write(chunk);
+        for (let i = 0; i < last; i++) socket.write(chunks[i]);
+        socket.write(chunks[last], done);
         socket.uncork();
       }
+    } else if (callback) {
+      callback(socket.writable ? null : new InvalidStateError('the socket is closed'));
     }
     if (this.connection.shouldCloseTransport && socket.writable) socket.end();
+  }
+
+  /** A write completed while a drain was awaited. */
+  private written(): void {
+    if (this.socket.writableLength <= this.lowWaterMark) this.drained();
   }
 
   private armCloseTimer(): void {
@@ -309,55 +504,142 @@ export class WebSocket<Data = unknown> implements ConnectionHandler {
     this.closeTimer.unref();
   }
 
+  private nextMessage(): Promise<IteratorResult<MessageData, undefined>> {
+    const queue = this.queue;
+    if (queue && queue.length > 0) {
+      const value = queue.shift()!;
+      if (this.readPaused && queue.length <= this.maxQueuedMessages >> 1) this.resumeReading();
+      return Promise.resolve({ done: false, value });
+    }
+    if (this.closedEmitted || !queue) return Promise.resolve(DONE);
+    if (this.reader) return Promise.reject(new InvalidStateError('another reader is already waiting for a message'));
+    return new Promise((resolve) => (this.reader = resolve));
+  }
+
+  private resumeReading(): void {
+    if (!this.readPaused) return;
+    this.readPaused = false;
+    this.socket.resume();
+  }
+
   /** @internal The socket ended or closed. */
   finish(): void {
     if (this.closedEmitted) return;
     this.closedEmitted = true;
+    heartbeat.delete(this);
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.connection.receiveEof();
+    if (this.reader) {
+      const reader = this.reader;
+      this.reader = undefined;
+      reader(DONE);
+    }
     const code = this.connection.closeCode;
     const reason = this.connection.closeReason;
-    if (this.handlers.close) this.invoke('close', () => this.handlers.close!(this, code, reason));
+    if (this.handlers.close) this.invoke('close', this.handlers.close, code, reason);
   }
 
   /** @internal */
   drained(): void {
     if (!this.needDrain) return;
     this.needDrain = false;
-    if (this.handlers.drain) this.invoke('drain', () => this.handlers.drain!(this));
+    if (this.handlers.drain) this.invoke('drain', this.handlers.drain, undefined, undefined);
   }
 
   /** @internal */
   socketError(error: Error): void {
     this.logger.debug({ conn: this.id, err: error.message }, 'socket error');
-    if (this.handlers.error) this.invoke('error', () => this.handlers.error!(this, error));
+    if (this.handlers.error) this.invoke('error', this.handlers.error, error, undefined);
   }
 
-  private invoke(name: string, call: () => void): void {
+  /** Call a user callback; a throw or a rejected promise is contained (see `handlerFailed`). */
+  private invoke<A, B>(name: string, fn: ((ws: WebSocket<Data>, a: A, b: B) => HandlerResult) | undefined, a: A, b: B): void {
+    if (!fn) return;
     try {
-      call();
+      const result = fn(this, a, b);
+      if (isPromise(result)) result.catch((error: unknown) => this.handlerFailed(name, error));
     } catch (error) {
       this.handlerFailed(name, error);
     }
   }
 
-  /** A user handler threw: log it, report it, and close with 1011 rather than crash the process. */
+  /** A user handler failed: log it, report it, and close with 1011 rather than crash the process. */
   private handlerFailed(name: string, error: unknown): void {
     const err = error instanceof Error ? error : new Error(String(error));
-    this.logger.error({ conn: this.id, handler: name, err: err.message }, 'handler threw');
+    this.logger.error({ conn: this.id, handler: name, err: err.message }, 'handler failed');
     if (name !== 'error' && this.handlers.error) {
       try {
-        this.handlers.error(this, err);
+        const result = this.handlers.error(this, err);
+        if (isPromise(result)) result.catch(() => {});
       } catch {
         // An error handler that throws is not called again.
       }
     }
-    if (this.connection.state === State.Open && !this.connection.closing) {
+    if (this.isOpen()) {
       this.connection.fail(CloseCode.InternalError, 'internal error');
       if (!this.receiving) this.flush();
       this.armCloseTimer();
     }
   }
+}
+
+/**
+ * The class style of handler (as Tornado's `WebSocketHandler` or Autobahn's protocol
+ * classes): one instance per connection, with the connection as `this.ws`. Turn a subclass
+ * into a handlers object with `fromClass(MyHandler)`.
+ */
+export abstract class WebSocketHandler<Data = unknown> {
+  constructor(readonly ws: WebSocket<Data>) {}
+  /** Shorthand for `this.ws.send`. */
+  send(data: string | Uint8Array, options?: SendOptions): boolean {
+    return this.ws.send(data, options);
+  }
+}
+
+/**
+ * The methods a `WebSocketHandler` subclass may define (all optional; they are not declared
+ * on the base class, so subclasses need no `override`). Without `message`, read with
+ * `for await (const message of this.ws)`.
+ */
+export interface WebSocketHandlerMethods {
+  open?(): HandlerResult;
+  message?(data: MessageData, isBinary: boolean): HandlerResult;
+  ping?(data: Buffer): HandlerResult;
+  pong?(data: Buffer): HandlerResult;
+  drain?(): HandlerResult;
+  error?(error: Error): HandlerResult;
+  close?(code: number, reason: string): HandlerResult;
+}
+
+type HandlerInstance<Data> = WebSocketHandler<Data> & WebSocketHandlerMethods;
+
+/** A constructor of a `WebSocketHandler` subclass. */
+export type WebSocketHandlerClass<Data> = new (ws: WebSocket<Data>) => HandlerInstance<Data>;
+
+/** Handlers that create one `HandlerClass` instance per connection and forward to its methods. */
+export function fromClass<Data = unknown>(HandlerClass: WebSocketHandlerClass<Data>): WebSocketHandlers<Data> {
+  const instances = new WeakMap<WebSocket<Data>, HandlerInstance<Data>>();
+  const of = (ws: WebSocket<Data>): HandlerInstance<Data> | undefined => instances.get(ws);
+  const proto = HandlerClass.prototype as HandlerInstance<Data>;
+  const handlers: WebSocketHandlers<Data> = {
+    open(ws) {
+      const instance = new HandlerClass(ws);
+      instances.set(ws, instance);
+      return instance.open?.();
+    },
+    close(ws, code, reason) {
+      const result = of(ws)?.close?.(code, reason);
+      instances.delete(ws);
+      return result;
+    },
+    ping: (ws, data) => of(ws)?.ping?.(data),
+    pong: (ws, data) => of(ws)?.pong?.(data),
+    drain: (ws) => of(ws)?.drain?.(),
+    error: (ws, error) => of(ws)?.error?.(error),
+  };
+  // Without a `message` method the class reads with async iteration (e.g. in `open`).
+  if (typeof proto.message === 'function') handlers.message = (ws, data, isBinary) => of(ws)?.message?.(data, isBinary);
+  return handlers;
 }
 
 // Module-level socket listeners: `this` is the socket, the WebSocket hangs off it.

@@ -1,0 +1,75 @@
+// wss:// with a certificate generated at test time, and IPv6 on ::1.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { WebSocketServer, connect, requestInfo } from '../../src/index.js';
+import { firstMessage } from './server-helpers.js';
+
+let dir = '';
+let cert: Buffer;
+let key: Buffer;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'duplex-tls-'));
+  const keyFile = join(dir, 'key.pem');
+  const certFile = join(dir, 'cert.pem');
+  await promisify(execFile)('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1',
+    '-keyout', keyFile, '-out', certFile,
+  ]);
+  [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
+});
+
+after(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('wss://: the client refuses the self-signed certificate without ca, and talks with it', { timeout: 5000 }, async () => {
+  const server = new WebSocketServer({
+    tls: { cert, key },
+    handlers: { message: (ws, data) => void ws.send(`secure ${String(data)} ${requestInfo(ws)!.url.protocol}`) },
+  });
+  const { port } = await server.listen(0);
+  const url = `wss://127.0.0.1:${port}/`;
+  try {
+    await assert.rejects(connect(url), (error: NodeJS.ErrnoException) => {
+      assert.match(String(error.code), /SELF_SIGNED/);
+      return true;
+    });
+    const reply = await new Promise<string>((resolve, reject) => {
+      connect(url, { tls: { ca: cert }, handlers: { message: (ws, data) => (resolve(String(data)), ws.close()) } })
+        .then((ws) => ws.send('hello'))
+        .catch(reject);
+    });
+    assert.equal(reply, 'secure hello wss:');
+    assert.equal(server.stats().connectionsTotal, 1);
+  } finally {
+    await server.close();
+  }
+});
+
+test('IPv6: listen on ::1, connect to ws://[::1]:port/', { timeout: 5000 }, async () => {
+  const server = new WebSocketServer({ handlers: { open: (ws) => void ws.send(`${ws.remoteAddress} ${requestInfo(ws)!.url.host}`) } });
+  const address = await server.listen(0, '::1');
+  assert.equal(address.family, 'IPv6');
+  try {
+    assert.equal(await firstMessage(`ws://[::1]:${address.port}/`), `::1 [::1]:${address.port}`);
+  } finally {
+    await server.close();
+  }
+});
+
+test('wss:// on IPv6', { timeout: 5000 }, async () => {
+  const server = new WebSocketServer({ tls: { cert, key }, handlers: { open: (ws) => void ws.send('v6 and tls') } });
+  const { port } = await server.listen(0, '::1');
+  try {
+    assert.equal(await firstMessage(`wss://[::1]:${port}/`, { tls: { ca: cert } }), 'v6 and tls');
+  } finally {
+    await server.close();
+  }
+});
