@@ -8,6 +8,8 @@ export {
   WebSocketHandler,
   fromClass,
   createTrafficCounters,
+  prepareMessage,
+  PreparedMessage,
   DEFAULT_SETTINGS,
   type WebSocketHandlerClass,
   type WebSocketHandlerMethods,

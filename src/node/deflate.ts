@@ -240,6 +240,7 @@ export function createDeflateCodec(
 class DeflateCodec implements MessageCodec {
   readonly threshold: number;
   readonly outboundContextTakeover: boolean;
+  readonly shareKey: string;
   private readonly inboundContextTakeover: boolean;
   private readonly outboundBits: number;
   private readonly inboundBits: number;
@@ -262,6 +263,7 @@ class DeflateCodec implements MessageCodec {
     this.inboundContextTakeover = !(server ? params.clientNoContextTakeover : params.serverNoContextTakeover);
     this.outboundBits = deflateWindowBits(server ? params.serverMaxWindowBits : params.clientMaxWindowBits);
     this.inboundBits = server ? params.clientMaxWindowBits : params.serverMaxWindowBits;
+    this.shareKey = `deflate:${this.outboundBits}:${this.level}:${this.memLevel}`;
   }
 
   compress(data: Uint8Array): Uint8Array {

@@ -6,8 +6,9 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
-import { CloseCode, State, type Side } from '../protocol/constants.js';
+import { CloseCode, Opcode, State, type Side } from '../protocol/constants.js';
 import type { ConnectionHandler } from '../protocol/connection.js';
+import { encodeFrame } from '../protocol/frame.js';
 import { Connection } from '../protocol/connection.js';
 import { InvalidStateError, type ProtocolError } from '../protocol/errors.js';
 import type { MessageCodec } from '../protocol/extension.js';
@@ -116,6 +117,43 @@ export interface SendOptions {
   binary?: boolean;
   /** Compress if permessage-deflate was negotiated and the message reaches its threshold (default true). */
   compress?: boolean;
+}
+
+/**
+ * A message framed once for many connections (hub fan-out, broadcast): the same bytes are
+ * written to every receiver. Build with `prepareMessage`, send with `ws.sendPrepared`.
+ */
+export class PreparedMessage {
+  /** The complete unmasked frame, uncompressed. */
+  readonly frame: Uint8Array;
+  /** The payload, for connections that must compress it. */
+  readonly payload: Uint8Array;
+  readonly binary: boolean;
+  /** Compressed frames by codec `shareKey`, made on first use and reused for every receiver. */
+  private compressed: Map<string, Uint8Array> | undefined;
+
+  constructor(payload: Uint8Array, binary: boolean) {
+    this.payload = payload;
+    this.binary = binary;
+    this.frame = encodeFrame(binary ? Opcode.Binary : Opcode.Text, payload);
+  }
+
+  /** The frame to send on a connection with `codec` (compressed once per codec kind). */
+  frameFor(codec: MessageCodec | undefined): Uint8Array {
+    if (!codec || codec.outboundContextTakeover || this.payload.length < codec.threshold) return this.frame;
+    this.compressed ??= new Map();
+    let frame = this.compressed.get(codec.shareKey);
+    if (!frame) {
+      frame = encodeFrame(this.binary ? Opcode.Binary : Opcode.Text, codec.compress(this.payload), { rsv1: true });
+      this.compressed.set(codec.shareKey, frame);
+    }
+    return frame;
+  }
+}
+
+/** Frame `data` once for sending to many connections (a string is sent as text). */
+export function prepareMessage(data: string | Uint8Array, binary = typeof data !== 'string'): PreparedMessage {
+  return new PreparedMessage(typeof data === 'string' ? Buffer.from(data, 'utf8') : data, binary);
 }
 
 /** Defaults of `ConnectionSettings` (documented there). */
@@ -276,6 +314,26 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
     if (!this.admit()) return false;
     this.connection.sendText(data, options);
     this.countOut(data.length);
+    return this.afterSend();
+  }
+
+  /**
+   * Send a message framed once for many connections (see `prepareMessage`). With
+   * permessage-deflate and no server context takeover the compressed frame is shared too; with
+   * context takeover the message is compressed for this connection alone. Same return value
+   * and slow-consumer policy as `send`.
+   */
+  sendPrepared(message: PreparedMessage): boolean {
+    if (!this.admit()) return false;
+    const codec = this.connection.messageCodec;
+    if (codec && codec.outboundContextTakeover) {
+      // The peer's inflater holds our context: this connection needs its own compression.
+      if (message.binary) this.connection.sendBinary(message.payload);
+      else this.connection.sendText(message.payload);
+    } else {
+      this.connection.sendRaw(message.frameFor(codec));
+    }
+    this.countOut(message.payload.length);
     return this.afterSend();
   }
 

@@ -236,6 +236,18 @@ export class Connection {
     this.queueFrame(Opcode.Continuation, data, fin, false);
   }
 
+  /**
+   * Queue a complete, already-encoded data frame (a server frame built once for many
+   * connections, e.g. with `encodeFrame`). The caller vouches for its validity; RSV1 must only
+   * be set if this connection negotiated compression with no outbound context takeover.
+   */
+  sendRaw(frame: Uint8Array): void {
+    this.assertCanSendData();
+    if (this.sendingFragmented) throw new InvalidStateError('a fragmented message is being sent: finish it first');
+    if (this.side === 'client') throw new InvalidStateError('clients must mask each frame: sendRaw is for servers');
+    this.output.push(frame);
+  }
+
   /** Send a ping (payload at most 125 bytes, RFC 6455 §5.5). */
   sendPing(data: Uint8Array = EMPTY): void {
     this.assertCanSendControl(data);

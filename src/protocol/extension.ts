@@ -38,6 +38,11 @@ export interface MessageCodec {
    * connections (fan-out compresses once).
    */
   readonly outboundContextTakeover: boolean;
+  /**
+   * Codecs with the same `shareKey` and no outbound context takeover produce the same bytes
+   * for the same message, so a message compressed by one may be sent on the others.
+   */
+  readonly shareKey: string;
   /** Release the compression contexts; the codec is not used afterwards. */
   close(): void;
 }

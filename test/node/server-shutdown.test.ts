@@ -89,8 +89,12 @@ test('close() on an attached server: upgrades during shutdown get 503, the HTTP 
     const ws = new WsClient(`ws://127.0.0.1:${port}/`);
     await new Promise((resolve) => ws.once('open', resolve));
     ws.once('close', (code: number) => closed.resolve(code));
-    // While the closing handshakes run, a new upgrade is refused.
-    const shutting = server.close();
+    // A peer that never answers the close frame keeps the shutdown busy for the timeout…
+    const { client: stuck } = await wsOpen(`ws://127.0.0.1:${port}/`);
+    (stuck as unknown as { _socket: import('node:net').Socket })._socket.pause();
+    const shutting = server.close(1001, 'bye', 300);
+    // …and meanwhile a new upgrade is refused.
+
     assert.equal((await wsRefusal(`ws://127.0.0.1:${port}/`)).status, 503);
     await shutting;
     assert.equal(await closed.promise, 1001);

@@ -9,6 +9,7 @@ import {
   WebSocketHandler,
   connect,
   fromClass,
+  prepareMessage,
   type MessageData,
   type WebSocket,
   type WebSocketServerOptions,
@@ -277,5 +278,28 @@ test('client side: async iteration over connect() with no handlers', async () =>
   const got: MessageData[] = [];
   for await (const m of ws) got.push(m);
   assert.deepEqual(got, ['one', Buffer.from('two')]);
+  await server.close();
+});
+
+test('sendPrepared: one frame (and one compressed frame) fanned out to plain and deflate clients', async () => {
+  const { url, server } = await serve({ perMessageDeflate: true, handlers: {} });
+  const plain = await wsClient(url);
+  const deflated = new WsClient(url, { perMessageDeflate: true });
+  await new Promise((resolve) => deflated.once('open', resolve));
+  assert.match(deflated.extensions, /permessage-deflate/);
+  await waitFor(() => server.clients.size === 2);
+  const text = JSON.stringify({ greeting: 'hello'.repeat(500) }); // over the 1 KiB threshold
+  const prepared = prepareMessage(text);
+  const got = Promise.all(
+    [plain, deflated].map((c) => new Promise<string>((resolve) => c.once('message', (d: RawData) => resolve(String(d))))),
+  );
+  for (const ws of server.clients) assert.equal(ws.sendPrepared(prepared), true);
+  assert.deepEqual(await got, [text, text]);
+  const binary = prepareMessage(Buffer.from([1, 2, 3]));
+  const gotBinary = new Promise<boolean>((resolve) => plain.once('message', (_d: RawData, isBinary: boolean) => resolve(isBinary)));
+  for (const ws of server.clients) ws.sendPrepared(binary);
+  assert.equal(await gotBinary, true);
+  plain.close();
+  deflated.close();
   await server.close();
 });

@@ -85,11 +85,12 @@ describe('browser code runs unchanged', () => {
 
   test('against a ws server', async () => {
     const { url, server, close } = await wsEcho();
-    const closes: number[] = [];
-    server.on('connection', (ws) => ws.on('close', (code: number) => closes.push(code)));
+    const serverSaw = new Promise<[number, string]>((resolve) =>
+      server.once('connection', (ws) => ws.once('close', (code: number, reason: Buffer) => resolve([code, reason.toString()]))),
+    );
     assert.deepEqual(await browserSnippet(WHATWGWebSocket, url), EXPECTED);
+    assert.deepEqual(await serverSaw, [1000, 'done']);
     await close();
-    assert.deepEqual(closes, [1000]);
   });
 
   test('the README example runs against a duplex and a ws server', async () => {

@@ -827,6 +827,7 @@ describe('with a negotiated codec (RFC 7692 §6)', () => {
   class FakeCodec implements MessageCodec {
     readonly threshold = 4;
     readonly outboundContextTakeover = false;
+    readonly shareKey = 'fake';
     calls: Array<[string, boolean, number]> = [];
     decompress(data: Uint8Array, fin: boolean, maxSize: number): Uint8Array {
       this.calls.push([text(data), fin, maxSize]);
