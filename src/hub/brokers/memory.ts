@@ -1,0 +1,265 @@
+/**
+ * The in-memory broker: the default (zero setup, one process) and the reference behaviour the
+ * Redis and NATS brokers are tested against (`test/hub/broker-contract.ts`).
+ *
+ * One `MemoryBroker` serves one hub node. Several hub nodes in one process share state by
+ * deriving their brokers from one another with {@link MemoryBroker.forNode}:
+ *
+ * ```ts
+ * const a = new MemoryBroker();
+ * const b = a.forNode(); // same topics, history and presence as `a`
+ * await hubA.start(a); await hubB.start(b);
+ * ```
+ *
+ * Delivery is asynchronous and ordered: a publication or presence event is appended to each
+ * subscribed node's queue and the queue is drained in a microtask (`queueMicrotask`), never
+ * synchronously inside `publish`/`join`/`leave`. So a hub may publish from inside
+ * `onPublication` without re-entering itself, and every node sees a topic's publications in
+ * offset order (a publish made during a delivery is queued behind the ones already queued).
+ */
+
+import { randomBytes } from 'node:crypto';
+
+import type {
+  Broker,
+  BrokerNode,
+  HistoryOptions,
+  HistorySlice,
+  PresenceEvent,
+  PresenceMember,
+  Publication,
+} from '../broker.js';
+
+/** Thrown when a broker is used before `start` or after `close`. */
+export class BrokerStateError extends Error {
+  override readonly name = 'BrokerStateError';
+  constructor(
+    message: string,
+    /** The broker's name ('memory', 'redis', 'nats'). */
+    readonly broker: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A new random epoch: 8 bytes, hex (like Centrifugo's short random epochs). */
+export function newEpoch(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** One topic's history: its epoch, last offset, retained publications and retention. */
+interface TopicHistory {
+  readonly epoch: string;
+  offset: number;
+  /** Retained publications, oldest first, offsets consecutive. */
+  publications: Publication[];
+  retention: HistoryOptions;
+}
+
+/** The state several nodes' `MemoryBroker`s share. */
+class MemoryState {
+  readonly histories = new Map<string, TopicHistory>();
+  readonly presence = new Map<string, Map<string, PresenceMember>>();
+  readonly brokers = new Set<MemoryBroker>();
+
+  /** The topic's history, created (with a fresh epoch) if it does not exist yet. */
+  historyOf(topic: string): TopicHistory {
+    let history = this.histories.get(topic);
+    if (history === undefined) {
+      history = { epoch: newEpoch(), offset: 0, publications: [], retention: { size: 0, ttl: 0 } };
+      this.histories.set(topic, history);
+    }
+    return history;
+  }
+
+  /** Queue an event on every started broker subscribed to `topic`. */
+  fanOut(topic: string, event: QueuedEvent): void {
+    for (const broker of this.brokers) broker.enqueue(topic, event);
+  }
+}
+
+type QueuedEvent =
+  | { readonly kind: 'publication'; readonly publication: Publication }
+  | { readonly kind: 'presence'; readonly event: PresenceEvent };
+
+/** Drop publications beyond `size` or older than `ttl` ms (0 in either keeps none). */
+function trim(history: TopicHistory, now: number): void {
+  const { size, ttl } = history.retention;
+  const pubs = history.publications;
+  if (size <= 0 || ttl <= 0) {
+    if (pubs.length > 0) history.publications = [];
+    return;
+  }
+  let start = Math.max(0, pubs.length - size);
+  while (start < pubs.length && now - pubs[start]!.time >= ttl) start++;
+  if (start > 0) history.publications = pubs.slice(start);
+}
+
+/**
+ * Answer a history query from retained publications (shared by every broker so they agree on
+ * what `complete` means). With a different epoch the offset is meaningless: every retained
+ * publication is returned and `complete` is false.
+ */
+export function historySlice(
+  epoch: string,
+  latest: number,
+  retained: readonly Publication[],
+  offset: number,
+  wantedEpoch: string | undefined,
+): HistorySlice {
+  const sameEpoch = wantedEpoch === undefined || wantedEpoch === epoch;
+  if (!sameEpoch) return { publications: [...retained], epoch, offset: latest, complete: false };
+  const publications = retained.filter((p) => p.offset > offset);
+  // Complete when nothing after `offset` is missing: either nothing was published since, or
+  // the oldest publication returned is exactly the next one. An offset beyond the latest one
+  // cannot happen within one epoch, so it is reported as a gap rather than trusted.
+  const complete =
+    offset === latest || (offset < latest && publications.length > 0 && publications[0]!.offset === offset + 1);
+  return { publications, epoch, offset: latest, complete };
+}
+
+/** The in-memory {@link Broker}: one node per instance, shared state via {@link MemoryBroker.forNode}. */
+export class MemoryBroker implements Broker {
+  readonly name = 'memory';
+  readonly #state: MemoryState;
+  #node: BrokerNode | undefined;
+  #closed = false;
+  readonly #topics = new Set<string>();
+  readonly #queue: { topic: string; event: QueuedEvent }[] = [];
+  #draining = false;
+
+  /** A broker with fresh, unshared state. */
+  constructor();
+  /** @internal */
+  constructor(state: MemoryState);
+  constructor(state?: MemoryState) {
+    this.#state = state ?? new MemoryState();
+  }
+
+  /** A broker for another hub node in this process, sharing this one's topics, history and presence. */
+  forNode(): MemoryBroker {
+    return new MemoryBroker(this.#state);
+  }
+
+  async start(node: BrokerNode): Promise<void> {
+    if (this.#closed) throw new BrokerStateError('memory broker: start() after close()', this.name);
+    if (this.#node !== undefined) throw new BrokerStateError('memory broker: already started; use forNode() for another node', this.name);
+    this.#node = node;
+    this.#state.brokers.add(this);
+    node.onState?.('connected');
+  }
+
+  async subscribe(topic: string): Promise<void> {
+    this.#started();
+    this.#topics.add(topic);
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    this.#topics.delete(topic);
+  }
+
+  async publish(topic: string, data: string, history: HistoryOptions, publisher?: string): Promise<Publication> {
+    this.#started();
+    const now = Date.now();
+    const h = this.#state.historyOf(topic);
+    h.offset += 1;
+    const publication: Publication = { topic, offset: h.offset, epoch: h.epoch, data, time: now, publisher };
+    h.retention = history;
+    h.publications.push(publication);
+    trim(h, now);
+    this.#state.fanOut(topic, { kind: 'publication', publication });
+    return publication;
+  }
+
+  async history(topic: string, offset: number, epoch: string | undefined): Promise<HistorySlice> {
+    this.#started();
+    // Creating the history here gives a subscriber an epoch to hold on to before the first publication.
+    const h = this.#state.historyOf(topic);
+    trim(h, Date.now());
+    return historySlice(h.epoch, h.offset, h.publications, offset, epoch);
+  }
+
+  async join(topic: string, member: PresenceMember): Promise<void> {
+    this.#started();
+    let members = this.#state.presence.get(topic);
+    if (members === undefined) {
+      members = new Map();
+      this.#state.presence.set(topic, members);
+    }
+    members.set(member.connId, member);
+    this.#state.fanOut(topic, { kind: 'presence', event: { topic, kind: 'join', member } });
+  }
+
+  async leave(topic: string, member: PresenceMember): Promise<void> {
+    this.#started();
+    this.#remove(topic, member.connId);
+  }
+
+  async presence(topic: string): Promise<PresenceMember[]> {
+    this.#started();
+    return [...(this.#state.presence.get(topic)?.values() ?? [])];
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const node = this.#node;
+    this.#closed = true;
+    if (node === undefined) return;
+    // Announce the leaves of this node's members to the other nodes (this one stops delivering).
+    this.#state.brokers.delete(this);
+    for (const [topic, members] of this.#state.presence) {
+      for (const member of [...members.values()]) if (member.node === node.id) this.#remove(topic, member.connId);
+    }
+    this.#topics.clear();
+    this.#queue.length = 0;
+    node.onState?.('disconnected');
+  }
+
+  /** @internal Queue an event for this node if it is subscribed to `topic`. */
+  enqueue(topic: string, event: QueuedEvent): void {
+    if (!this.#topics.has(topic)) return;
+    this.#queue.push({ topic, event });
+    if (!this.#draining) {
+      this.#draining = true;
+      queueMicrotask(() => this.#drain());
+    }
+  }
+
+  #drain(): void {
+    try {
+      // Events queued while delivering (a hub publishing from a callback) are delivered in this
+      // same pass, after the ones already queued, so order is kept.
+      for (let i = 0; i < this.#queue.length; i++) {
+        const { topic, event } = this.#queue[i]!;
+        const node = this.#node;
+        if (node === undefined || this.#closed || !this.#topics.has(topic)) continue;
+        try {
+          if (event.kind === 'publication') node.onPublication(event.publication);
+          else node.onPresence(event.event);
+        } catch (error) {
+          // A throwing hub callback must not stop delivery to the rest; surface it asynchronously.
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      }
+    } finally {
+      this.#queue.length = 0;
+      this.#draining = false;
+    }
+  }
+
+  #remove(topic: string, connId: string): void {
+    const members = this.#state.presence.get(topic);
+    const member = members?.get(connId);
+    if (members === undefined || member === undefined) return;
+    members.delete(connId);
+    if (members.size === 0) this.#state.presence.delete(topic);
+    this.#state.fanOut(topic, { kind: 'presence', event: { topic, kind: 'leave', member } });
+  }
+
+  #started(): void {
+    if (this.#node === undefined) throw new BrokerStateError('memory broker: call start(node) first', this.name);
+    if (this.#closed) throw new BrokerStateError('memory broker: closed', this.name);
+  }
+}
