@@ -9,6 +9,7 @@ export {
   fromClass,
   createTrafficCounters,
   prepareMessage,
+  batch,
   PreparedMessage,
   DEFAULT_SETTINGS,
   type WebSocketHandlerClass,

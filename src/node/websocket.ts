@@ -183,6 +183,46 @@ function isPromise(value: unknown): value is Promise<unknown> {
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
+/** Below these, the chunks of one flush are copied into one buffer and written at once. */
+const MAX_COALESCED_CHUNKS = 256;
+const MAX_COALESCED_BYTES = 64 * 1024;
+
+function totalLength(chunks: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const chunk of chunks) n += chunk.length;
+  return n;
+}
+
+/**
+ * Write batching across connections (uWebSockets corks every socket for a loop pass): while
+ * any connection processes its input, or inside `batch()`, sends to other connections are
+ * queued and each socket gets one write when the batch ends — a broadcast triggered by a
+ * message costs one write per receiver however many messages the read carried.
+ */
+let batchDepth = 0;
+let deferred: WebSocket<unknown>[] = [];
+
+function flushDeferred(): void {
+  while (deferred.length > 0) {
+    const list = deferred;
+    deferred = [];
+    for (const ws of list) ws.flushDeferred();
+  }
+}
+
+/**
+ * Run `fn` with writes batched: every connection sent to inside gets one write at the end.
+ * Use it around a loop that sends many messages from a timer or a broker callback.
+ */
+export function batch<T>(fn: () => T): T {
+  batchDepth++;
+  try {
+    return fn();
+  } finally {
+    if (--batchDepth === 0) flushDeferred();
+  }
+}
+
 /** A WebSocket connection over a Node socket. */
 export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMember, AsyncIterable<MessageData> {
   /** Per-connection context set at the handshake (e.g. the authenticated user). */
@@ -216,6 +256,8 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
   private closeTimer: NodeJS.Timeout | undefined;
   private closedEmitted = false;
   private onWritten: ((error?: Error | null) => void) | undefined;
+  /** Queued in `deferred`, to be written when the current batch ends. */
+  private deferred = false;
   /** Coarse times (heartbeat clock) of the last bytes received, and of the last message either way. */
   private lastReceived = heartbeat.now;
   private lastActivity = heartbeat.now;
@@ -487,11 +529,19 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
     this.lastReceived = heartbeat.now;
     this.pingSentAt = 0; // any traffic proves the peer is alive
     this.receiving = true;
+    batchDepth++;
     try {
       this.connection.receiveData(chunk);
     } finally {
       this.receiving = false;
+      this.flush();
+      if (--batchDepth === 0) flushDeferred();
     }
+  }
+
+  /** @internal Write what was queued during a batch. */
+  flushDeferred(): void {
+    this.deferred = false;
     this.flush();
   }
 
@@ -521,7 +571,17 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
   }
 
   private afterSend(): boolean {
-    if (!this.receiving) this.flush();
+    if (this.receiving) {
+      // Written once this connection's input is processed.
+    } else if (batchDepth > 0) {
+      // Another connection's input (or a `batch`) is being processed: write once it is done.
+      if (!this.deferred) {
+        this.deferred = true;
+        deferred.push(this as unknown as WebSocket<unknown>);
+      }
+    } else {
+      this.flush();
+    }
     if (this.socket.writableLength < this.highWaterMark) return true;
     this.needDrain = true;
     return false;
@@ -539,6 +599,9 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
       const done = callback ?? (this.needDrain ? (this.onWritten ??= this.written.bind(this)) : undefined);
       if (last === 0) {
         socket.write(chunks[0], done);
+      } else if (chunks.length <= MAX_COALESCED_CHUNKS && totalLength(chunks) <= MAX_COALESCED_BYTES) {
+        // Many small frames (a burst of echoes, several broadcasts): one copy, one write.
+        socket.write(Buffer.concat(chunks), done);
       } else {
         socket.cork();
         for (let i = 0; i < last; i++) socket.write(chunks[i]);
