@@ -183,14 +183,22 @@ function isPromise(value: unknown): value is Promise<unknown> {
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
-/** Below these, the chunks of one flush are copied into one buffer and written at once. */
+/**
+ * Small frames of one flush are copied into one buffer and written at once (cheaper than a
+ * stream write each); a large payload is never copied for that.
+ */
 const MAX_COALESCED_CHUNKS = 256;
 const MAX_COALESCED_BYTES = 64 * 1024;
+const MAX_COALESCED_CHUNK = 2048;
 
-function totalLength(chunks: readonly Uint8Array[]): number {
+/** Whether every chunk is small and all together fit one coalesced write. */
+function isCoalescable(chunks: readonly Uint8Array[]): boolean {
   let n = 0;
-  for (const chunk of chunks) n += chunk.length;
-  return n;
+  for (const chunk of chunks) {
+    if (chunk.length > MAX_COALESCED_CHUNK) return false;
+    n += chunk.length;
+  }
+  return n <= MAX_COALESCED_BYTES;
 }
 
 /**
@@ -599,7 +607,7 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
       const done = callback ?? (this.needDrain ? (this.onWritten ??= this.written.bind(this)) : undefined);
       if (last === 0) {
         socket.write(chunks[0], done);
-      } else if (chunks.length <= MAX_COALESCED_CHUNKS && totalLength(chunks) <= MAX_COALESCED_BYTES) {
+      } else if (chunks.length <= MAX_COALESCED_CHUNKS && isCoalescable(chunks)) {
         // Many small frames (a burst of echoes, several broadcasts): one copy, one write.
         socket.write(Buffer.concat(chunks), done);
       } else {
