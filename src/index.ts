@@ -45,6 +45,7 @@ export {
   reconnecting,
   backoffDelay,
   defaultShouldReconnect,
+  retryAfter,
   RECONNECT_DEFAULTS,
   type ReconnectingOptions,
   type ReconnectingHandlers,
@@ -67,3 +68,4 @@ export {
   type WHATWGMessageData,
   type WHATWGWebSocketOptions,
 } from './node/whatwg.js';
+export * from './hub/index.js';

@@ -19,10 +19,11 @@ import {
 } from '../protocol/permessage-deflate.js';
 import { createDeflateCodec } from './deflate.js';
 import type { Logger } from './logger.js';
-import { WebSocket, type WebSocketHandlers } from './websocket.js';
+import { WebSocket, type ConnectionSettings, type WebSocketHandlers } from './websocket.js';
 
 /** Options of `connect`. */
-export interface ConnectOptions<Data = undefined> {
+/** Options of `connect`; the `ConnectionSettings` (limits, keepalive, flow control) apply to the connection. */
+export interface ConnectOptions<Data = undefined> extends ConnectionSettings {
   /** Callbacks for this connection. */
   handlers?: WebSocketHandlers<Data>;
   /** Per-connection context available as `ws.data`. */
@@ -37,12 +38,6 @@ export interface ConnectOptions<Data = undefined> {
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /** Give up on the handshake after this many ms (default 10 s). */
   handshakeTimeout?: number;
-  /** Largest message accepted, in bytes (default 100 MiB). */
-  maxMessageSize?: number;
-  /** Deliver text messages as Buffers. */
-  textAsBuffer?: boolean;
-  /** How long to wait for the closing handshake, in ms (default 10 s). */
-  closeTimeout?: number;
   /** TLS options for `wss://` (e.g. `ca`, `rejectUnauthorized`, `servername`). */
   tls?: TlsOptions;
   logger?: Logger;
@@ -114,7 +109,10 @@ export function connect<Data = undefined>(url: string | URL, options: ConnectOpt
       const done = (): void => {
         const body = Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8').trim();
         const status = res.statusCode ?? 0;
-        fail(new HandshakeError(`server answered ${status} ${res.statusMessage ?? ''}${body ? `: ${body}` : ''}`, status, {}));
+        // The response headers go with the error (e.g. `Retry-After` on 429/503, `WWW-Authenticate` on 401).
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+        fail(new HandshakeError(`server answered ${status} ${res.statusMessage ?? ''}${body ? `: ${body}` : ''}`, status, headers));
       };
       res.on('end', done);
       res.on('error', done);
@@ -150,15 +148,13 @@ export function connect<Data = undefined>(url: string | URL, options: ConnectOpt
       settled = true;
       clearTimeout(timer);
       const ws = new WebSocket<Data>(socket, {
+        ...options, // the ConnectionSettings
         side: 'client',
         handlers: options.handlers ?? {},
         data: options.data as Data,
         protocol,
         extensions,
         codec,
-        maxMessageSize: options.maxMessageSize,
-        textAsBuffer: options.textAsBuffer,
-        closeTimeout: options.closeTimeout,
         logger: options.logger,
       });
       resolve(ws);

@@ -175,6 +175,18 @@ export function backoffDelay(
   return Math.round((policy.jitter ?? RECONNECT_DEFAULTS.jitter) ? random() * ceiling : ceiling);
 }
 
+/** The `Retry-After` of a refused handshake, in ms (0 if none): delay-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function retryAfter(cause: Disconnect): number {
+  if (cause.type !== 'error' || !(cause.error instanceof HandshakeError)) return 0;
+  const value = cause.error.headers['retry-after']?.trim();
+  if (!value) return 0;
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : Date.parse(value) - Date.now();
+  return Number.isFinite(ms) && ms > 0 ? Math.min(ms, MAX_RETRY_AFTER) : 0;
+}
+
+/** A `Retry-After` longer than this (1 h) is taken as this: a bound on a misconfigured server's say. */
+const MAX_RETRY_AFTER = 3_600_000;
+
 /** Where a `ReconnectingWebSocket` is in its life. */
 export type ReconnectingState = 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
 
@@ -416,7 +428,8 @@ export class ReconnectingWebSocket<Data = undefined> {
       return;
     }
     const attempt = this.attempt + 1;
-    const delay = backoffDelay(attempt, this.options);
+    // A refused handshake's `Retry-After` (429, 503) is a floor: the server said when to come back.
+    const delay = Math.max(backoffDelay(attempt, this.options), retryAfter(cause));
     this._state = 'reconnecting';
     this.timer = setTimeout(() => {
       this.timer = undefined;

@@ -43,7 +43,7 @@ export class InvalidStateError extends Error {
  * An opening handshake failed. On the server side `status` is the HTTP status to answer with
  * and `headers` any headers that must go with it (e.g. `Sec-WebSocket-Version` for 426);
  * on the client side `status` is the status the server answered (or 0 if the response was
- * not valid HTTP).
+ * not valid HTTP, or never came) and `headers` the response's headers (e.g. `Retry-After`).
  */
 export class HandshakeError extends Error {
   override readonly name = 'HandshakeError';

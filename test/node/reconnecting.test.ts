@@ -70,12 +70,12 @@ async function closedPort(): Promise<number> {
 }
 
 /** A plain HTTP server that answers every upgrade request with `status`. */
-async function refusingServer(status: number): Promise<{ url: string; server: Server; requests: () => number }> {
+async function refusingServer(status: number, extraHeaders = ''): Promise<{ url: string; server: Server; requests: () => number }> {
   let requests = 0;
   const server = createServer();
   server.on('upgrade', (_req, socket) => {
     requests++;
-    socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno`);
+    socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n${extraHeaders}Connection: close\r\n\r\nno`);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -88,7 +88,7 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => voi
   return { promise, resolve };
 }
 
-test('survives a server restart on the same port and sends its queue in order, exactly once', async () => {
+test('survives a server restart on the same port and sends its queue in order, exactly once', { timeout: 5000 }, async () => {
   const first = await recordingServer();
   const opened = deferred();
   const dropped = deferred<[number, string]>();
@@ -143,7 +143,7 @@ test('survives a server restart on the same port and sends its queue in order, e
   );
 });
 
-test('backoff delays grow by the factor, are capped, and the client gives up after maxAttempts', async () => {
+test('backoff delays grow by the factor, are capped, and the client gives up after maxAttempts', { timeout: 5000 }, async () => {
   const port = await closedPort();
   const delays: number[] = [];
   const attempts: number[] = [];
@@ -176,7 +176,7 @@ test('backoff delays grow by the factor, are capped, and the client gives up aft
   assert.equal(client.state, 'closed');
 });
 
-test('with full jitter each delay lies between 0 and its ceiling', async () => {
+test('with full jitter each delay lies between 0 and its ceiling', { timeout: 5000 }, async () => {
   assert.equal(backoffDelay(1, { minDelay: 10, maxDelay: 100 }, () => 0.5), 5);
   assert.equal(backoffDelay(4, { minDelay: 10, maxDelay: 100 }, () => 0.5), 40);
   assert.equal(backoffDelay(9, { minDelay: 10, maxDelay: 100 }, () => 0.999), 100);
@@ -197,7 +197,7 @@ test('with full jitter each delay lies between 0 and its ceiling', async () => {
   delays.forEach((delay, i) => assert.ok(delay >= 0 && delay <= ceilings[i], `delay ${delay} over ${ceilings[i]}`));
 });
 
-test('beforeConnect runs before each attempt and its headers are used (merged over the base ones)', async () => {
+test('beforeConnect runs before each attempt and its headers are used (merged over the base ones)', { timeout: 5000 }, async () => {
   let connections = 0;
   const recorder = await recordingServer(0, (ws) => {
     // The first connection is dropped at once by the server: the client must come back.
@@ -229,7 +229,7 @@ test('beforeConnect runs before each attempt and its headers are used (merged ov
   assert.deepEqual(recorder.authorizations, ['Bearer token-1 test-suite', 'Bearer token-2 test-suite']);
 });
 
-test('the queue is bounded: reject refuses new messages, drop-oldest evicts and reports', async () => {
+test('the queue is bounded: reject refuses new messages, drop-oldest evicts and reports', { timeout: 5000 }, async () => {
   const port = await closedPort();
   const url = `ws://127.0.0.1:${port}/`;
   const rejecting = new ReconnectingWebSocket(url, { minDelay: 10_000, maxQueuedMessages: 3, maxQueuedBytes: 10 });
@@ -268,7 +268,7 @@ test('the queue is bounded: reject refuses new messages, drop-oldest evicts and 
   );
 });
 
-test('after close() nothing reconnects, and a pending retry is cancelled', async () => {
+test('after close() nothing reconnects, and a pending retry is cancelled', { timeout: 5000 }, async () => {
   const closes: [number, string][] = [];
   let opens = 0;
   const opened = deferred();
@@ -309,7 +309,7 @@ test('after close() nothing reconnects, and a pending retry is cancelled', async
   assert.equal(early.attempts, 0);
 });
 
-test('close code 1008 and a 401 handshake are not retried; 503 is', async () => {
+test('close code 1008 and a 401 handshake are not retried; 503 is', { timeout: 5000 }, async () => {
   const server = new WebSocketServer({ handlers: { open: (ws) => ws.close(1008, 'not allowed') } });
   const { port } = await server.listen(0);
   const policy = await new ReconnectingWebSocket(`ws://127.0.0.1:${port}/`, { minDelay: 1 }).finished;
@@ -335,6 +335,22 @@ test('close code 1008 and a 401 handshake are not retried; 503 is', async () => 
   assert.equal(unavailable.requests(), 3);
   unavailable.server.close();
 
+  // A 503 with Retry-After: the next attempt waits at least that long.
+  const busy = await refusingServer(503, 'Retry-After: 2\r\n');
+  const delays: number[] = [];
+  const patient = new ReconnectingWebSocket(busy.url, {
+    minDelay: 1,
+    handlers: {
+      reconnecting: (self, { delay }) => {
+        delays.push(delay);
+        void self.close();
+      },
+    },
+  });
+  assert.equal((await patient.finished).reason, 'closed');
+  assert.deepEqual(delays, [2000]);
+  busy.server.close();
+
   assert.equal(defaultShouldReconnect({ type: 'close', code: 1006, reason: '' }), true);
   assert.equal(defaultShouldReconnect({ type: 'close', code: 1003, reason: '' }), false);
   assert.equal(defaultShouldReconnect({ type: 'error', error: new HandshakeError('x', 429) }), true);
@@ -344,7 +360,7 @@ test('close code 1008 and a 401 handshake are not retried; 503 is', async () => 
   assert.equal(defaultShouldReconnect({ type: 'error', error: new Error('connect ECONNREFUSED') }), true);
 });
 
-test('the README example of the reconnecting client runs', async () => {
+test('the README example of the reconnecting client runs', { timeout: 5000 }, async () => {
   const server = new WebSocketServer({ handlers: { message: (ws, data) => void ws.send(data) } });
   const { port } = await server.listen(0);
   const lines = await runExample(readmeExample('Clients', 'ReconnectingWebSocket'), { 'ws://127.0.0.1:8080/': `ws://127.0.0.1:${port}/` });
