@@ -37,10 +37,9 @@ test('Express routes and duplex routes share one port; another library keeps its
     .attach(http, { exclusive: false });
   // Another WebSocket library on the same server, answering only its own path.
   const legacy = new WsServer({ noServer: true });
-  legacy.on('connection', (ws) => ws.send('legacy'));
+  legacy.on('connection', (ws) => ws.on('message', (data: Buffer) => ws.send(`legacy ${data.toString()}`)));
   http.on('upgrade', (req, socket, head) => {
     if (req.url === '/legacy') legacy.handleUpgrade(req, socket, head, (ws) => legacy.emit('connection', ws, req));
-    else if (!duplex.handleUpgrade(req, socket, head)) socket.destroy(); // nobody's: the last listener cleans up
   });
   const port = await listening(http);
   try {
@@ -49,8 +48,9 @@ test('Express routes and duplex routes share one port; another library keeps its
     assert.deepEqual(await posted.json(), { a: 1 });
     assert.equal(await firstMessage(`ws://127.0.0.1:${port}/ws/lobby?nick=ann`), 'ann@lobby');
     const { client } = await wsOpen(`ws://127.0.0.1:${port}/legacy`);
-    const message = await new Promise<string>((resolve) => client.once('message', (data: Buffer) => resolve(data.toString())));
-    assert.equal(message, 'legacy');
+    const message = new Promise<string>((resolve) => client.once('message', (data: Buffer) => resolve(data.toString())));
+    client.send('hi');
+    assert.equal(await message, 'legacy hi');
     client.close();
     assert.equal(duplex.stats().connectionsTotal, 1, 'duplex did not touch /legacy');
     assert.deepEqual(duplex.stats().rejections, {});
@@ -74,6 +74,26 @@ test('attached exclusively (the default): unknown upgrade paths get 404, plain H
     assert.equal(await firstMessage(`ws://127.0.0.1:${port}/live`), '/live');
     assert.equal((await refused(`ws://127.0.0.1:${port}/`)).status, 404);
     assert.equal((await refused(`ws://127.0.0.1:${port}/live/x`)).status, 404);
+  } finally {
+    await duplex.close();
+    await stop(http);
+  }
+});
+
+test('handleUpgrade from your own listener: false (socket untouched) when no route matches', { timeout: 5000 }, async () => {
+  const http = createServer();
+  const duplex = new WebSocketServer().route('/mine', { handlers: { open: (ws) => void ws.send('mine') } });
+  const unmatched: string[] = [];
+  http.on('upgrade', (req, socket, head) => {
+    if (duplex.handleUpgrade(req, socket, head)) return;
+    unmatched.push(req.url ?? '');
+    socket.end('HTTP/1.1 418 I\'m a teapot\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
+  const port = await listening(http);
+  try {
+    assert.equal(await firstMessage(`ws://127.0.0.1:${port}/mine`), 'mine');
+    assert.equal((await refused(`ws://127.0.0.1:${port}/other`)).status, 418);
+    assert.deepEqual(unmatched, ['/other']);
   } finally {
     await duplex.close();
     await stop(http);
