@@ -1,0 +1,622 @@
+/**
+ * The NATS broker: hub nodes share topics, history and presence through a NATS server (≥ 2.9)
+ * with JetStream enabled (`nats-server -js`), using the official `nats` client (v2).
+ *
+ * - **History and offsets**: one JetStream stream (`<prefix>.hist.>`, one subject per topic).
+ *   A publication is stored with `expect.lastSubjectSequence` set to the stream sequence of the
+ *   topic's previous message, carrying offset = previous offset + 1 in a header. JetStream rejects
+ *   the write if another node stored one in between ("wrong last sequence"), and the publisher
+ *   retries from the new last message: an optimistic lock per subject, so offsets are +1 per
+ *   topic across nodes and the stream's storage order is the offset order. Publications of one
+ *   node to one topic are also queued locally, so contention exists only between nodes.
+ * - **Fan-out**: the stream's RePublish rule (server 2.9) republishes every stored message onto
+ *   core NATS `<prefix>.pub.<topic>` in storage order, so every node receives a topic's
+ *   publications in offset order, and only after they are stored. Nodes subscribe to the core
+ *   subjects of their topics; presence events travel on the same subjects.
+ * - **Retention**: JetStream's limits are per stream, not per topic, so a topic's `size` and
+ *   `ttl` travel in headers and are applied when reading (exactly like the memory broker);
+ *   storage is bounded by purging the subject down to `size` messages (`purge` with `keep`) every
+ *   `size/2` publications, and by the stream's `max_age` (`metaTtl`). The newest message of a
+ *   subject is always kept, because it holds the topic's last offset and epoch.
+ * - **Epoch**: the epoch of a topic's messages; when a topic has none (never published, or all
+ *   aged out), a JetStream KV bucket holds the epoch to use next, created if absent
+ *   (`kv.create`) and rotated with compare-and-set (`kv.update(key, value, revision)`).
+ * - **Presence**: a KV bucket (`<node>.<topic>.<conn>` → member) and a KV bucket of node
+ *   heartbeats, written every `presenceRefresh` ms (default 3 s). A node whose heartbeat is older
+ *   than `presenceTtl` (default 10 s, judged by the server's timestamp of the KV entry against
+ *   this machine's clock) is dead: `presence()` leaves its members out, and every node sweeps
+ *   dead nodes on its timer, deleting their members with compare-and-delete (so each leave is
+ *   announced once). Leaves of a crashed node are announced within `presenceTtl + presenceRefresh`.
+ * - **Connection loss**: the client reconnects forever; after it has reconnected and the server
+ *   has its subscriptions back (a flush), the broker calls `onReconnect` so the hub catches up.
+ */
+
+import {
+  connect,
+  headers as natsHeaders,
+  NatsError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type KV,
+  type KvEntry,
+  type MsgHdrs,
+  type NatsConnection,
+  type Msg,
+  type Subscription,
+  type StoredMsg,
+  type StreamConfig,
+} from 'nats';
+
+import type {
+  Broker,
+  BrokerNode,
+  BrokerState,
+  HistoryOptions,
+  HistorySlice,
+  PresenceMember,
+  Publication,
+} from '../broker.js';
+import { BrokerStateError, historySlice, newEpoch } from './memory.js';
+
+/** Options of {@link NatsBroker}. */
+export interface NatsBrokerOptions {
+  /** NATS server(s). Default `127.0.0.1:4222`. */
+  readonly servers?: string | string[];
+  /** First token of every subject, and prefix of the stream and bucket names. Default `duplex`. */
+  readonly prefix?: string;
+  /** A node is dead once its heartbeat is older than this (ms). Default 10 000. */
+  readonly presenceTtl?: number;
+  /** How often a node writes its heartbeat and sweeps dead nodes (ms). Default 3 000. */
+  readonly presenceRefresh?: number;
+  /** How long a topic's last offset and epoch outlive its last publication (ms): the stream's max age. Default 30 days. */
+  readonly metaTtl?: number;
+  /** Connection and JetStream request timeout (ms). Default 5 000. */
+  readonly timeout?: number;
+}
+
+/** A NATS/JetStream operation failed, or the server lacks what the broker needs. */
+export class NatsBrokerError extends Error {
+  override readonly name = 'NatsBrokerError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+const H = {
+  offset: 'Duplex-Offset',
+  epoch: 'Duplex-Epoch',
+  time: 'Duplex-Time',
+  publisher: 'Duplex-Publisher',
+  size: 'Duplex-Size',
+  ttl: 'Duplex-Ttl',
+  prev: 'Duplex-Prev',
+  kind: 'Duplex-Kind',
+  topic: 'Duplex-Topic',
+  // Added by JetStream's RePublish: the message's stream sequence.
+  sequence: 'Nats-Sequence',
+} as const;
+
+/** JetStream API error codes the broker handles. */
+const WRONG_LAST_SEQUENCE = 10071;
+const NO_MESSAGE_FOUND = 10037;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A topic as one subject/KV-key token: base64url never contains `.`, `*`, `>` or spaces. */
+function token(text: string): string {
+  return `t${Buffer.from(text, 'utf8').toString('base64url')}`;
+}
+
+function apiCode(error: unknown): number | undefined {
+  return error instanceof NatsError ? error.api_error?.err_code : undefined;
+}
+
+function isNotFound(error: unknown): boolean {
+  return apiCode(error) === NO_MESSAGE_FOUND || (error instanceof NatsError && error.code === '404');
+}
+
+function isCasConflict(error: unknown): boolean {
+  return apiCode(error) === WRONG_LAST_SEQUENCE || (error instanceof Error && /wrong last sequence/i.test(error.message));
+}
+
+const nanos = (ms: number): number => ms * 1_000_000;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The last stored message of a topic: where the next publication goes. */
+interface Last {
+  readonly seq: number;
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+interface EpochRecord {
+  readonly epoch: string;
+  /** Whether a publication already started this epoch (then an empty topic needs a new one). */
+  readonly used: boolean;
+}
+
+interface PresenceRecord {
+  readonly topic: string;
+  readonly member: PresenceMember;
+}
+
+/** The NATS {@link Broker}: one instance per hub node. */
+export class NatsBroker implements Broker {
+  readonly name = 'nats';
+  readonly #servers: string | string[];
+  readonly #prefix: string;
+  readonly #presenceTtl: number;
+  readonly #presenceRefresh: number;
+  readonly #metaTtl: number;
+  readonly #timeout: number;
+  readonly #stream: string;
+  #node: BrokerNode | undefined;
+  #nc: NatsConnection | undefined;
+  #js: JetStreamClient | undefined;
+  #jsm: JetStreamManager | undefined;
+  #epochs: KV | undefined;
+  #presenceKv: KV | undefined;
+  #nodes: KV | undefined;
+  #closed = false;
+  #timer: NodeJS.Timeout | undefined;
+  #state: BrokerState = 'disconnected';
+  readonly #subs = new Map<string, Subscription>();
+  /** Last stored message per topic, from our acks and deliveries: saves a lookup per publish. */
+  readonly #last = new Map<string, Last>();
+  /** Per-topic publish queue: one in flight per topic per node. */
+  readonly #queues = new Map<string, Promise<unknown>>();
+  /** This node's members, per topic, for close() and for rejoining after a stall. */
+  readonly #members = new Map<string, Map<string, PresenceMember>>();
+
+  constructor(options: NatsBrokerOptions = {}) {
+    this.#servers = options.servers ?? '127.0.0.1:4222';
+    this.#prefix = options.prefix ?? 'duplex';
+    this.#presenceTtl = options.presenceTtl ?? 10_000;
+    this.#presenceRefresh = options.presenceRefresh ?? 3_000;
+    this.#metaTtl = options.metaTtl ?? 30 * 24 * 3600 * 1000;
+    this.#timeout = options.timeout ?? 5_000;
+    this.#stream = `${this.#prefix.replace(/[^\w-]/g, '_').toUpperCase()}_HIST`;
+    if (this.#presenceRefresh >= this.#presenceTtl) {
+      throw new RangeError('nats broker: presenceRefresh must be shorter than presenceTtl');
+    }
+  }
+
+  async start(node: BrokerNode): Promise<void> {
+    if (this.#closed) throw new BrokerStateError('nats broker: start() after close()', this.name);
+    if (this.#node !== undefined) throw new BrokerStateError('nats broker: already started', this.name);
+    this.#node = node;
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: this.#servers,
+        name: `duplex:${node.id}`,
+        timeout: this.#timeout,
+        reconnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+      });
+    } catch (error) {
+      this.#closed = true;
+      throw new NatsBrokerError(`nats broker: cannot reach NATS at ${String(this.#servers)} (is nats-server running?)`, { cause: error });
+    }
+    this.#nc = nc;
+    try {
+      const jsm = await nc.jetstreamManager({ timeout: this.#timeout });
+      await this.#ensureStream(jsm);
+      const js = nc.jetstream({ timeout: this.#timeout });
+      const kvName = (what: string): string => `${this.#prefix.replace(/[^\w-]/g, '_')}-${what}`;
+      this.#epochs = await js.views.kv(kvName('epochs'), { history: 1, ttl: this.#metaTtl, timeout: this.#timeout });
+      this.#presenceKv = await js.views.kv(kvName('presence'), { history: 1, timeout: this.#timeout });
+      this.#nodes = await js.views.kv(kvName('nodes'), { history: 1, timeout: this.#timeout });
+      this.#jsm = jsm;
+      this.#js = js;
+      await this.#nodes.put(token(node.id), encoder.encode(JSON.stringify({ id: node.id })));
+    } catch (error) {
+      this.#closed = true;
+      await nc.close().catch(() => undefined);
+      throw new NatsBrokerError('nats broker: JetStream is not usable (start nats-server with -js)', { cause: error });
+    }
+    void this.#watchStatus(nc, node);
+    this.#setState('connected');
+    this.#timer = setInterval(() => void this.#tick(), this.#presenceRefresh);
+    this.#timer.unref();
+  }
+
+  async subscribe(topic: string): Promise<void> {
+    const { nc } = this.#started();
+    if (this.#subs.has(topic)) return;
+    const sub = nc.subscribe(this.#pubSubject(topic), { callback: (error, msg) => error === null && this.#onMessage(topic, msg) });
+    this.#subs.set(topic, sub);
+    // The server has the subscription once a round trip after it completes.
+    await nc.flush();
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    const sub = this.#subs.get(topic);
+    if (sub === undefined) return;
+    this.#subs.delete(topic);
+    sub.unsubscribe();
+    if (!this.#closed) await this.#nc?.flush();
+  }
+
+  publish(topic: string, data: string, history: HistoryOptions, publisher?: string): Promise<Publication> {
+    try {
+      this.#started();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // One publication in flight per topic per node: retries then only race other nodes.
+    const previous = this.#queues.get(topic) ?? Promise.resolve();
+    const next = previous.then(
+      () => this.#publish(topic, data, history, publisher),
+      () => this.#publish(topic, data, history, publisher),
+    );
+    this.#queues.set(topic, next);
+    void next.finally(() => {
+      if (this.#queues.get(topic) === next) this.#queues.delete(topic);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  async history(topic: string, offset: number, epoch: string | undefined): Promise<HistorySlice> {
+    this.#started();
+    const last = await this.#lastMessage(topic);
+    if (last === undefined) return historySlice(await this.#epochForEmpty(topic, false), 0, [], offset, epoch);
+    const newest = this.#parseStored(topic, last);
+    const size = Number(last.header.get(H.size));
+    const ttl = Number(last.header.get(H.ttl));
+    const sameEpoch = epoch === undefined || epoch === newest.epoch;
+    const now = Date.now();
+    const retained: Publication[] = [];
+    // Walk back from the newest message through each message's predecessor (its Duplex-Prev
+    // header), stopping at the requested offset or where size/ttl retention ends.
+    let msg: StoredMsg | undefined = last;
+    let pub = newest;
+    while (msg !== undefined) {
+      if ((sameEpoch && pub.offset <= offset) || newest.offset - pub.offset >= size || !(now - pub.time < ttl)) break;
+      retained.push(pub);
+      const prev: number = Number(msg.header.get(H.prev));
+      msg = prev > 0 ? await this.#messageAt(prev) : undefined;
+      if (msg !== undefined) pub = this.#parseStored(topic, msg);
+    }
+    retained.reverse();
+    return historySlice(newest.epoch, newest.offset, retained, offset, epoch);
+  }
+
+  async join(topic: string, member: PresenceMember): Promise<void> {
+    const { nc, presence } = this.#started();
+    let local = this.#members.get(topic);
+    if (local === undefined) {
+      local = new Map();
+      this.#members.set(topic, local);
+    }
+    local.set(member.connId, member);
+    await this.#announceJoin(nc, presence, topic, member);
+  }
+
+  async leave(topic: string, member: PresenceMember): Promise<void> {
+    const { presence } = this.#started();
+    const local = this.#members.get(topic);
+    local?.delete(member.connId);
+    if (local !== undefined && local.size === 0) this.#members.delete(topic);
+    await this.#remove(presence, this.#presenceKey(member.node, topic, member.connId));
+  }
+
+  async presence(topic: string): Promise<PresenceMember[]> {
+    const { presence } = this.#started();
+    const keys = await this.#keys(presence, `*.${token(topic)}.*`);
+    const alive = new Map<string, boolean>();
+    const members: PresenceMember[] = [];
+    for (const key of keys) {
+      const entry = await presence.get(key);
+      if (entry === null || entry.operation !== 'PUT') continue;
+      const record = JSON.parse(entry.string()) as PresenceRecord;
+      const node = record.member.node;
+      let isAlive = alive.get(node);
+      if (isAlive === undefined) {
+        isAlive = await this.#isAlive(node);
+        alive.set(node, isAlive);
+      }
+      if (isAlive) members.push(record.member);
+      else await this.#remove(presence, key, entry);
+    }
+    return members;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    const nc = this.#nc;
+    const node = this.#node;
+    if (nc === undefined || node === undefined) return;
+    for (const sub of this.#subs.values()) sub.unsubscribe();
+    this.#subs.clear();
+    try {
+      if (!nc.isClosed() && this.#presenceKv !== undefined) {
+        for (const [topic, members] of this.#members) {
+          for (const connId of members.keys()) await this.#remove(this.#presenceKv, this.#presenceKey(node.id, topic, connId));
+        }
+        await this.#nodes?.delete(token(node.id));
+      }
+    } catch {
+      // Best effort: the heartbeat ageing out covers what could not be removed.
+    }
+    this.#members.clear();
+    await Promise.allSettled([...this.#queues.values()]);
+    await nc.drain().catch(() => nc.close());
+    this.#setState('disconnected');
+  }
+
+  async #publish(topic: string, data: string, history: HistoryOptions, publisher: string | undefined): Promise<Publication> {
+    const { js, jsm } = this.#started();
+    const subject = this.#histSubject(topic);
+    const size = Math.max(0, Math.floor(history.size));
+    const ttl = Math.max(0, Math.floor(history.ttl));
+    for (let attempt = 0; ; attempt++) {
+      let last = this.#last.get(topic);
+      if (last === undefined) {
+        const stored = await this.#lastMessage(topic);
+        last = stored === undefined ? { seq: 0, offset: 0, epoch: await this.#epochForEmpty(topic, true) } : this.#lastOf(stored);
+      }
+      const offset = last.offset + 1;
+      const time = Date.now();
+      const h = natsHeaders();
+      h.set(H.offset, String(offset));
+      h.set(H.epoch, last.epoch);
+      h.set(H.time, String(time));
+      h.set(H.size, String(size));
+      h.set(H.ttl, String(ttl));
+      h.set(H.prev, String(last.seq));
+      h.set(H.topic, encodeURIComponent(topic));
+      if (publisher !== undefined) h.set(H.publisher, encodeURIComponent(publisher));
+      try {
+        // JetStream stores it only if the topic's last message is still `last` (optimistic lock).
+        const ack = await js.publish(subject, encoder.encode(data), { headers: h, expect: { lastSubjectSequence: last.seq } });
+        this.#remember(topic, { seq: ack.seq, offset, epoch: last.epoch });
+        const keep = Math.max(1, size);
+        if (offset % Math.max(1, Math.ceil(size / 2)) === 0 && offset > keep) {
+          // Bound storage; the newest `keep` messages stay (reads apply the exact size anyway).
+          void jsm.streams.purge(this.#stream, { filter: subject, keep }).catch(() => undefined);
+        }
+        return { topic, offset, epoch: last.epoch, data, time, publisher };
+      } catch (error) {
+        if (!isCasConflict(error)) throw new NatsBrokerError(`nats broker: could not publish to ${topic}`, { cause: error });
+        this.#last.delete(topic);
+        if (attempt >= 200) throw new NatsBrokerError(`nats broker: too much contention publishing to ${topic}`, { cause: error });
+        if (attempt >= 3) await sleep(Math.random() * Math.min(20, attempt));
+      }
+    }
+  }
+
+  /** The epoch for a topic that has no stored message; `forPublish` claims it for a first publication. */
+  async #epochForEmpty(topic: string, forPublish: boolean): Promise<string> {
+    const kv = this.#epochs!;
+    const key = token(topic);
+    for (let attempt = 0; attempt < 100; attempt++) {
+      try {
+        const entry = await kv.get(key);
+        if (entry === null || entry.operation !== 'PUT') {
+          const epoch = newEpoch();
+          await kv.create(key, encoder.encode(JSON.stringify({ epoch, used: forPublish } satisfies EpochRecord)));
+          return epoch;
+        }
+        const record = JSON.parse(entry.string()) as EpochRecord;
+        if (!record.used) {
+          if (!forPublish) return record.epoch;
+          await kv.update(key, encoder.encode(JSON.stringify({ epoch: record.epoch, used: true } satisfies EpochRecord)), entry.revision);
+          return record.epoch;
+        }
+        // The epoch was used and its messages are gone: offsets restart, so the epoch changes.
+        const epoch = newEpoch();
+        await kv.update(key, encoder.encode(JSON.stringify({ epoch, used: forPublish } satisfies EpochRecord)), entry.revision);
+        return epoch;
+      } catch (error) {
+        if (!(error instanceof NatsError)) throw error;
+        // Another node created or rotated it first: read again.
+      }
+    }
+    throw new NatsBrokerError(`nats broker: could not settle the epoch of ${topic}`);
+  }
+
+  async #lastMessage(topic: string): Promise<StoredMsg | undefined> {
+    try {
+      return await this.#jsm!.streams.getMessage(this.#stream, { last_by_subj: this.#histSubject(topic) });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new NatsBrokerError(`nats broker: could not read the history of ${topic}`, { cause: error });
+    }
+  }
+
+  async #messageAt(seq: number): Promise<StoredMsg | undefined> {
+    try {
+      return await this.#jsm!.streams.getMessage(this.#stream, { seq });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new NatsBrokerError('nats broker: could not read history', { cause: error });
+    }
+  }
+
+  #lastOf(msg: StoredMsg): Last {
+    return { seq: msg.seq, offset: Number(msg.header.get(H.offset)), epoch: msg.header.get(H.epoch) };
+  }
+
+  #remember(topic: string, last: Last): void {
+    const known = this.#last.get(topic);
+    if (known === undefined || known.seq < last.seq) this.#last.set(topic, last);
+  }
+
+  #parseStored(topic: string, msg: StoredMsg): Publication {
+    return this.#publicationOf(topic, msg.header, decoder.decode(msg.data));
+  }
+
+  #publicationOf(topic: string, h: MsgHdrs, data: string): Publication {
+    const publisher = h.get(H.publisher);
+    return {
+      topic,
+      offset: Number(h.get(H.offset)),
+      epoch: h.get(H.epoch),
+      time: Number(h.get(H.time)),
+      data,
+      publisher: publisher === '' ? undefined : decodeURIComponent(publisher),
+    };
+  }
+
+  #onMessage(topic: string, msg: Msg): void {
+    const node = this.#node;
+    if (node === undefined || this.#closed || !this.#subs.has(topic) || msg.headers === undefined) return;
+    const h = msg.headers;
+    try {
+      const kind = h.get(H.kind);
+      if (kind === 'join' || kind === 'leave') {
+        const record = JSON.parse(decoder.decode(msg.data)) as PresenceRecord;
+        node.onPresence({ topic, kind, member: record.member });
+        return;
+      }
+      const publication = this.#publicationOf(topic, h, decoder.decode(msg.data));
+      const seq = Number(h.get(H.sequence));
+      if (seq > 0) this.#remember(topic, { seq, offset: publication.offset, epoch: publication.epoch });
+      node.onPublication(publication);
+    } catch (error) {
+      // A throwing hub callback must not break the subscription; surface it.
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+
+  async #announceJoin(nc: NatsConnection, presence: KV, topic: string, member: PresenceMember): Promise<void> {
+    const record = encoder.encode(JSON.stringify({ topic, member } satisfies PresenceRecord));
+    await presence.put(this.#presenceKey(member.node, topic, member.connId), record);
+    const h = natsHeaders();
+    h.set(H.kind, 'join');
+    nc.publish(this.#pubSubject(topic), record, { headers: h });
+  }
+
+  /** Delete a presence entry (compare-and-delete, so only one remover) and announce the leave. */
+  async #remove(presence: KV, key: string, known?: KvEntry): Promise<void> {
+    const entry = known ?? (await presence.get(key));
+    if (entry === null || entry.operation !== 'PUT') return;
+    try {
+      await presence.delete(key, { previousSeq: entry.revision });
+    } catch (error) {
+      if (error instanceof NatsError) return; // someone else removed (and announced) it
+      throw error;
+    }
+    const record = JSON.parse(entry.string()) as PresenceRecord;
+    const h = natsHeaders();
+    h.set(H.kind, 'leave');
+    this.#nc?.publish(this.#pubSubject(record.topic), entry.value, { headers: h });
+  }
+
+  async #isAlive(nodeId: string): Promise<boolean> {
+    const entry = await this.#nodes!.get(token(nodeId));
+    return entry !== null && entry.operation === 'PUT' && Date.now() - entry.created.getTime() < this.#presenceTtl;
+  }
+
+  async #keys(kv: KV, filter: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const key of await kv.keys(filter)) keys.push(key);
+    return keys;
+  }
+
+  async #tick(): Promise<void> {
+    const nc = this.#nc;
+    const nodes = this.#nodes;
+    const presence = this.#presenceKv;
+    const self = this.#node;
+    if (this.#closed || nc === undefined || nc.isClosed() || nodes === undefined || presence === undefined || self === undefined) return;
+    try {
+      const mine = await nodes.get(token(self.id));
+      await nodes.put(token(self.id), encoder.encode(JSON.stringify({ id: self.id })));
+      if (mine === null || mine.operation !== 'PUT') {
+        // Others declared this node dead while it stalled: put its members back.
+        for (const [topic, members] of this.#members) {
+          for (const member of members.values()) await this.#announceJoin(nc, presence, topic, member);
+        }
+      }
+      for (const key of await this.#keys(nodes, '>')) {
+        const entry = await nodes.get(key);
+        if (entry === null || entry.operation !== 'PUT' || Date.now() - entry.created.getTime() < this.#presenceTtl) continue;
+        try {
+          await nodes.delete(key, { previousSeq: entry.revision });
+        } catch {
+          continue; // another node is sweeping it
+        }
+        for (const memberKey of await this.#keys(presence, `${key}.>`)) await this.#remove(presence, memberKey);
+      }
+    } catch {
+      // NATS unreachable: the next tick tries again.
+    }
+  }
+
+  async #watchStatus(nc: NatsConnection, node: BrokerNode): Promise<void> {
+    for await (const status of nc.status()) {
+      if (this.#closed) return;
+      if (status.type === 'disconnect') {
+        this.#setState('disconnected');
+      } else if (status.type === 'reconnect') {
+        this.#last.clear();
+        try {
+          // The client re-sent its subscriptions on reconnect; a flush makes sure the server has them.
+          await nc.flush();
+        } catch {
+          continue;
+        }
+        this.#setState('connected');
+        if (!this.#closed) node.onReconnect();
+      }
+    }
+  }
+
+  async #ensureStream(jsm: JetStreamManager): Promise<void> {
+    const config: Partial<StreamConfig> & { name: string } = {
+      name: this.#stream,
+      subjects: [`${this.#prefix}.hist.>`],
+      max_age: nanos(this.#metaTtl),
+      republish: { src: `${this.#prefix}.hist.>`, dest: `${this.#prefix}.pub.>` },
+    };
+    try {
+      await jsm.streams.info(this.#stream);
+      await jsm.streams.update(this.#stream, config);
+    } catch (error) {
+      if (!(error instanceof NatsError) || !isNotFound(error)) {
+        // info() failing with "stream not found" is the normal first start.
+        if (!(error instanceof NatsError) || !/not found/i.test(error.message)) throw error;
+      }
+      try {
+        await jsm.streams.add(config);
+      } catch (addError) {
+        // Another node created it at the same moment.
+        if (!(addError instanceof NatsError) || !/already in use/i.test(addError.message)) throw addError;
+      }
+    }
+  }
+
+  #setState(state: BrokerState): void {
+    if (state === this.#state) return;
+    this.#state = state;
+    this.#node?.onState?.(state);
+  }
+
+  #started(): { nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager; presence: KV } {
+    if (this.#node === undefined || this.#nc === undefined || this.#js === undefined || this.#jsm === undefined || this.#presenceKv === undefined) {
+      throw new BrokerStateError('nats broker: call start(node) first', this.name);
+    }
+    if (this.#closed) throw new BrokerStateError('nats broker: closed', this.name);
+    return { nc: this.#nc, js: this.#js, jsm: this.#jsm, presence: this.#presenceKv };
+  }
+
+  #histSubject(topic: string): string {
+    return `${this.#prefix}.hist.${token(topic)}`;
+  }
+
+  #pubSubject(topic: string): string {
+    return `${this.#prefix}.pub.${token(topic)}`;
+  }
+
+  #presenceKey(nodeId: string, topic: string, connId: string): string {
+    return `${token(nodeId)}.${token(topic)}.${token(connId)}`;
+  }
+}

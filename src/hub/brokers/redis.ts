@@ -1,0 +1,578 @@
+/**
+ * The Redis broker: hub nodes in several processes or machines share topics, history and presence
+ * through one Redis server (≥ 6.2), using the official `redis` client (node-redis).
+ *
+ * - **Fan-out**: Redis pub/sub, one channel per topic, on a dedicated subscriber connection
+ *   (a connection in subscribe mode cannot run other commands). Each node subscribes only to the
+ *   topics it has local subscribers for, so Redis does the filtering (Socket.IO's adapter
+ *   "one Redis subscription per topic, not per client").
+ * - **Offsets and history**: one Lua script per publication (EVALSHA) that increments the topic's
+ *   offset counter, XADDs the publication to the topic's Redis Stream with the offset as the entry
+ *   id, and PUBLISHes it — a script runs atomically, so offsets are +1 per topic across all nodes
+ *   and every subscriber receives publications in offset order.
+ * - **Epoch**: stored in the topic's meta hash next to the counter, created by whichever script
+ *   first finds it absent (like SET NX); meta and stream expire together (PEXPIRE), so a counter
+ *   that expired comes back with a new epoch, never with reused offsets under an old one.
+ * - **Presence**: a hash per topic (connId → member JSON) plus a sorted set of live nodes scored
+ *   with their liveness deadline (Redis server clock). Each node refreshes its deadline every
+ *   `presenceRefresh` ms (default 3 s) to now + `presenceTtl` (default 10 s); `presence()` leaves
+ *   out members of nodes past their deadline, and every node sweeps dead nodes on the same timer,
+ *   removing their members and announcing the leaves. So a node that dies without `close()` has
+ *   its presence gone from `presence()` within `presenceTtl` and its leaves announced within
+ *   `presenceTtl + presenceRefresh` (13 s by default).
+ * - **Connection loss**: commands are not queued while disconnected (publish rejects at once
+ *   rather than hang); node-redis reconnects with backoff and resubscribes the channels, and
+ *   once the subscriber connection is ready again the broker calls `onReconnect` so the hub
+ *   catches up from history.
+ */
+
+import { createClient } from 'redis';
+
+import type {
+  Broker,
+  BrokerNode,
+  BrokerState,
+  HistoryOptions,
+  HistorySlice,
+  PresenceEvent,
+  PresenceMember,
+  Publication,
+} from '../broker.js';
+import { BrokerStateError, historySlice, newEpoch } from './memory.js';
+
+/** Options of {@link RedisBroker}. */
+export interface RedisBrokerOptions {
+  /** Redis URL (`redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS). Default `redis://127.0.0.1:6379`. */
+  readonly url?: string;
+  /** Prefix of every key and channel, so several apps can share one Redis. Default `duplex:`. */
+  readonly prefix?: string;
+  /** A node is dead once it has not refreshed its liveness for this long (ms). Default 10 000. */
+  readonly presenceTtl?: number;
+  /** How often a node refreshes its liveness and sweeps dead nodes (ms). Default 3 000. */
+  readonly presenceRefresh?: number;
+  /**
+   * How long a topic's offset counter and epoch outlive its last publication (ms), at least the
+   * history ttl. Default 30 days (Centrifugo's `history_meta_ttl` default).
+   */
+  readonly metaTtl?: number;
+  /** Connection timeout of each connection attempt (ms). Default 5 000. */
+  readonly connectTimeout?: number;
+}
+
+/** A Redis command failed or replied with something the broker did not expect. */
+export class RedisBrokerError extends Error {
+  override readonly name = 'RedisBrokerError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A node-redis client configured the way this broker needs it. */
+function redisClient(url: string, name: string, connectTimeout: number, reconnectDelay: (retries: number, cause: Error) => number | Error) {
+  return createClient({
+    url,
+    name,
+    // Fail fast while disconnected: a publish must reject, not wait for Redis to come back.
+    disableOfflineQueue: true,
+    socket: { connectTimeout, reconnectStrategy: reconnectDelay },
+  });
+}
+
+type RedisClient = ReturnType<typeof redisClient>;
+type Reply = unknown;
+
+// KEYS: meta hash, stream. ARGV: channel, data, publisher (JSON text or ''), size, ttl, metaTtl,
+// new epoch (used only if the topic has none). Returns { offset, epoch, time }.
+const PUBLISH_SCRIPT = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[7]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('DEL', KEYS[2])
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+local size = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], 'ttl', ttl)
+local t = redis.call('TIME')
+local now = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+if size > 0 and ttl > 0 then
+  -- The offset is the entry id, so XRANGE can start right after a client's offset. MAXLEN is
+  -- exact (not ~): history keeps exactly the last size publications, like the memory broker.
+  redis.call('XADD', KEYS[2], 'MAXLEN', size, offset .. '-0', 'd', ARGV[2], 'p', ARGV[3], 't', now)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+else
+  redis.call('DEL', KEYS[2])
+end
+redis.call('PEXPIRE', KEYS[1], math.max(ttl, tonumber(ARGV[6])))
+redis.call('PUBLISH', ARGV[1], 'P\\n' .. offset .. '\\n' .. epoch .. '\\n' .. now .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[2])
+return { offset, epoch, now }
+`;
+
+// KEYS: meta hash, stream. ARGV: offset, wanted epoch ('' = any), new epoch, metaTtl.
+// Returns { epoch, latest offset, ttl, now, entries } read in one atomic step.
+const HISTORY_SCRIPT = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('DEL', KEYS[2])
+end
+local latest = redis.call('HGET', KEYS[1], 'offset') or '0'
+local ttl = redis.call('HGET', KEYS[1], 'ttl') or '0'
+local t = redis.call('TIME')
+local now = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local from = '-'
+if ARGV[2] == '' or ARGV[2] == epoch then from = (tonumber(ARGV[1]) + 1) .. '-0' end
+return { epoch, latest, ttl, now, redis.call('XRANGE', KEYS[2], from, '+') }
+`;
+
+// KEYS: presence hash, nodes zset. ARGV: channel. Returns the members (JSON) of live nodes;
+// removes the others and announces their leaves (HDEL first, so a leave is announced once).
+const PRESENCE_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local alive = {}
+local live = {}
+for i = 1, #all, 2 do
+  local json = all[i + 1]
+  local ok, member = pcall(cjson.decode, json)
+  local node = ok and type(member) == 'table' and member.node or ''
+  local isAlive = alive[node]
+  if isAlive == nil then
+    local deadline = redis.call('ZSCORE', KEYS[2], node)
+    isAlive = deadline ~= false and tonumber(deadline) > now
+    alive[node] = isAlive
+  end
+  if isAlive then
+    live[#live + 1] = json
+  elseif redis.call('HDEL', KEYS[1], all[i]) == 1 then
+    redis.call('PUBLISH', ARGV[1], 'L\\n' .. json)
+  end
+end
+return live
+`;
+
+// KEYS: presence hash. ARGV: connId, channel. Removes the member and announces its leave, once.
+const LEAVE_SCRIPT = `
+local json = redis.call('HGET', KEYS[1], ARGV[1])
+if json and redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[2], 'L\\n' .. json)
+  return 1
+end
+return 0
+`;
+
+// KEYS: nodes zset. ARGV: node id, ttl. Sets the node's deadline to now + ttl (server clock);
+// returns 1 if the node was absent (first start, or swept as dead while it was alive but stalled).
+const REFRESH_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+`;
+
+// KEYS: nodes zset. Removes and returns the nodes past their deadline (each one to one sweeper).
+const SWEEP_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+for _, node in ipairs(dead) do redis.call('ZREM', KEYS[1], node) end
+return dead
+`;
+
+/** A Lua script run with EVALSHA, falling back to EVAL when Redis lost its script cache (restart). */
+class Script {
+  #sha: string | undefined;
+  constructor(readonly source: string) {}
+
+  async run(client: RedisClient, keys: string[], args: string[]): Promise<Reply> {
+    const tail = [String(keys.length), ...keys, ...args];
+    if (this.#sha !== undefined) {
+      try {
+        return await client.sendCommand(['EVALSHA', this.#sha, ...tail]);
+      } catch (error) {
+        if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      }
+    }
+    // EVAL also caches the script server-side; SCRIPT LOAD just gives its sha for the next calls.
+    const reply = await client.sendCommand(['EVAL', this.source, ...tail]);
+    this.#sha = String(await client.sendCommand(['SCRIPT', 'LOAD', this.source]));
+    return reply;
+  }
+}
+
+const scripts = {
+  publish: new Script(PUBLISH_SCRIPT),
+  history: new Script(HISTORY_SCRIPT),
+  presence: new Script(PRESENCE_SCRIPT),
+  leave: new Script(LEAVE_SCRIPT),
+  refresh: new Script(REFRESH_SCRIPT),
+  sweep: new Script(SWEEP_SCRIPT),
+};
+
+function fail(what: string, reply: Reply): never {
+  throw new RedisBrokerError(`redis broker: unexpected reply to ${what}: ${JSON.stringify(reply)?.slice(0, 200)}`);
+}
+
+function asArray(what: string, reply: Reply): Reply[] {
+  return Array.isArray(reply) ? (reply as Reply[]) : fail(what, reply);
+}
+
+function asString(what: string, reply: Reply): string {
+  if (typeof reply === 'string') return reply;
+  if (typeof reply === 'number') return String(reply);
+  if (Buffer.isBuffer(reply)) return reply.toString('utf8');
+  return fail(what, reply);
+}
+
+function asNumber(what: string, reply: Reply): number {
+  const n = Number(typeof reply === 'string' || typeof reply === 'number' ? reply : NaN);
+  return Number.isFinite(n) ? n : fail(what, reply);
+}
+
+/** Client names may not contain spaces or newlines (CLIENT SETNAME). */
+function clientName(kind: string, nodeId: string): string {
+  return `duplex:${kind}:${nodeId.replace(/[^\w:.-]/g, '_')}`;
+}
+
+function parseMember(json: string): PresenceMember {
+  return JSON.parse(json) as PresenceMember;
+}
+
+/** The Redis {@link Broker}: one instance per hub node. */
+export class RedisBroker implements Broker {
+  readonly name = 'redis';
+  readonly #url: string;
+  readonly #prefix: string;
+  readonly #presenceTtl: number;
+  readonly #presenceRefresh: number;
+  readonly #metaTtl: number;
+  readonly #connectTimeout: number;
+  #node: BrokerNode | undefined;
+  #client: RedisClient | undefined;
+  #subscriber: RedisClient | undefined;
+  #closed = false;
+  #timer: NodeJS.Timeout | undefined;
+  #state: BrokerState = 'disconnected';
+  #subscriberReadyOnce = false;
+  /** Subscribed channels → topic. */
+  readonly #channels = new Map<string, string>();
+  /** This node's members, per topic, for close() and for rejoining after a stall. */
+  readonly #members = new Map<string, Map<string, PresenceMember>>();
+  readonly #listener = (message: string, channel: string): void => this.#onMessage(message, channel);
+
+  constructor(options: RedisBrokerOptions = {}) {
+    this.#url = options.url ?? 'redis://127.0.0.1:6379';
+    this.#prefix = options.prefix ?? 'duplex:';
+    this.#presenceTtl = options.presenceTtl ?? 10_000;
+    this.#presenceRefresh = options.presenceRefresh ?? 3_000;
+    this.#metaTtl = options.metaTtl ?? 30 * 24 * 3600 * 1000;
+    this.#connectTimeout = options.connectTimeout ?? 5_000;
+    if (this.#presenceRefresh >= this.#presenceTtl) {
+      throw new RangeError('redis broker: presenceRefresh must be shorter than presenceTtl');
+    }
+  }
+
+  /** The client name of this node's subscriber connection (as CLIENT LIST shows it). */
+  get subscriberName(): string | undefined {
+    return this.#node === undefined ? undefined : clientName('sub', this.#node.id);
+  }
+
+  async start(node: BrokerNode): Promise<void> {
+    if (this.#closed) throw new BrokerStateError('redis broker: start() after close()', this.name);
+    if (this.#node !== undefined) throw new BrokerStateError('redis broker: already started', this.name);
+    this.#node = node;
+    const client = this.#makeClient(clientName('cmd', node.id));
+    const subscriber = this.#makeClient(clientName('sub', node.id));
+    this.#client = client;
+    this.#subscriber = subscriber;
+    subscriber.on('ready', () => {
+      // node-redis has resubscribed every channel before 'ready' (it is part of the connection
+      // handshake), so anything published from now on is delivered and history covers the rest.
+      if (this.#subscriberReadyOnce && !this.#closed) node.onReconnect();
+      this.#subscriberReadyOnce = true;
+    });
+    try {
+      await Promise.all([client.connect(), subscriber.connect()]);
+      await this.#refresh();
+    } catch (error) {
+      this.#node = undefined;
+      this.#closed = true;
+      await Promise.allSettled([client.destroy(), subscriber.destroy()]);
+      throw new RedisBrokerError(`redis broker: cannot reach Redis at ${this.#url} (is redis-server running?)`, { cause: error });
+    }
+    this.#updateState();
+    this.#timer = setInterval(() => void this.#tick(), this.#presenceRefresh);
+    this.#timer.unref();
+  }
+
+  async subscribe(topic: string): Promise<void> {
+    const subscriber = this.#started().subscriber;
+    const channel = this.#channel(topic);
+    if (this.#channels.has(channel)) return;
+    this.#channels.set(channel, topic);
+    try {
+      await subscriber.subscribe(channel, this.#listener);
+    } catch (error) {
+      this.#channels.delete(channel);
+      throw new RedisBrokerError(`redis broker: could not subscribe to ${topic}`, { cause: error });
+    }
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    const channel = this.#channel(topic);
+    if (!this.#channels.delete(channel) || this.#subscriber === undefined || this.#closed) return;
+    await this.#subscriber.unsubscribe(channel, this.#listener);
+  }
+
+  async publish(topic: string, data: string, history: HistoryOptions, publisher?: string): Promise<Publication> {
+    const { client } = this.#started();
+    // JSON-encode the publisher so a connection id can never break the line-based message format.
+    const publisherField = publisher === undefined ? '' : JSON.stringify(publisher);
+    const reply = asArray(
+      'publish',
+      await scripts.publish.run(client, [this.#key(topic, 'meta'), this.#key(topic, 'stream')], [
+        this.#channel(topic),
+        data,
+        publisherField,
+        String(Math.max(0, Math.floor(history.size))),
+        String(Math.max(0, Math.floor(history.ttl))),
+        String(this.#metaTtl),
+        newEpoch(),
+      ]),
+    );
+    return {
+      topic,
+      offset: asNumber('publish', reply[0]),
+      epoch: asString('publish', reply[1]),
+      time: asNumber('publish', reply[2]),
+      data,
+      publisher,
+    };
+  }
+
+  async history(topic: string, offset: number, epoch: string | undefined): Promise<HistorySlice> {
+    const { client } = this.#started();
+    const reply = asArray(
+      'history',
+      await scripts.history.run(client, [this.#key(topic, 'meta'), this.#key(topic, 'stream')], [
+        String(Math.max(0, Math.floor(offset))),
+        epoch ?? '',
+        newEpoch(),
+        String(this.#metaTtl),
+      ]),
+    );
+    const currentEpoch = asString('history', reply[0]);
+    const latest = asNumber('history', reply[1]);
+    const ttl = asNumber('history', reply[2]);
+    const now = asNumber('history', reply[3]);
+    const retained: Publication[] = [];
+    for (const entry of asArray('history', reply[4])) {
+      const [id, fields] = asArray('history entry', entry);
+      const values = new Map<string, string>();
+      const flat = asArray('history entry', fields);
+      for (let i = 0; i + 1 < flat.length; i += 2) values.set(asString('field', flat[i]), asString('value', flat[i + 1]));
+      const time = Number(values.get('t'));
+      // Redis expires whole keys, not stream entries: entries older than ttl are left out here.
+      if (!(now - time < ttl)) continue;
+      const publisher = values.get('p');
+      retained.push({
+        topic,
+        offset: Number.parseInt(asString('entry id', id), 10),
+        epoch: currentEpoch,
+        data: values.get('d') ?? '',
+        time,
+        publisher: publisher === undefined || publisher === '' ? undefined : (JSON.parse(publisher) as string),
+      });
+    }
+    return historySlice(currentEpoch, latest, retained, offset, epoch);
+  }
+
+  async join(topic: string, member: PresenceMember): Promise<void> {
+    const { client } = this.#started();
+    let local = this.#members.get(topic);
+    if (local === undefined) {
+      local = new Map();
+      this.#members.set(topic, local);
+    }
+    local.set(member.connId, member);
+    await this.#announceJoin(client, topic, member);
+  }
+
+  async leave(topic: string, member: PresenceMember): Promise<void> {
+    const { client } = this.#started();
+    const local = this.#members.get(topic);
+    local?.delete(member.connId);
+    await scripts.leave.run(client, [this.#key(topic, 'presence')], [member.connId, this.#channel(topic)]);
+    if (local !== undefined && local.size === 0) {
+      this.#members.delete(topic);
+      await client.sendCommand(['SREM', this.#nodeTopicsKey(this.#node!.id), topic]);
+    }
+  }
+
+  async presence(topic: string): Promise<PresenceMember[]> {
+    const { client } = this.#started();
+    const reply = await scripts.presence.run(client, [this.#key(topic, 'presence'), this.#nodesKey()], [this.#channel(topic)]);
+    return asArray('presence', reply).map((json) => parseMember(asString('presence', json)));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    const node = this.#node;
+    const client = this.#client;
+    const subscriber = this.#subscriber;
+    if (node === undefined || client === undefined || subscriber === undefined) return;
+    this.#channels.clear();
+    // Announce this node's leaves before going; if Redis is unreachable, the other nodes remove
+    // them once this node's liveness deadline passes.
+    try {
+      if (client.isReady) {
+        for (const [topic, members] of this.#members) {
+          for (const connId of members.keys()) {
+            await scripts.leave.run(client, [this.#key(topic, 'presence')], [connId, this.#channel(topic)]);
+          }
+        }
+        await client.sendCommand(['ZREM', this.#nodesKey(), node.id]);
+        await client.sendCommand(['DEL', this.#nodeTopicsKey(node.id)]);
+      }
+    } catch {
+      // Best effort: liveness expiry covers what could not be removed.
+    }
+    this.#members.clear();
+    await Promise.allSettled([subscriber.close(), client.close()]);
+    this.#setState('disconnected');
+  }
+
+  #makeClient(name: string): RedisClient {
+    let readyOnce = false;
+    // The first connection must succeed (start() rejects otherwise); later losses are retried
+    // with capped exponential backoff plus jitter.
+    const client = redisClient(this.#url, name, this.#connectTimeout, (retries, cause) =>
+      !readyOnce || this.#closed ? cause : Math.min(50 * 2 ** retries, 2000) + Math.floor(Math.random() * 100),
+    );
+    client.on('ready', () => {
+      readyOnce = true;
+      this.#updateState();
+    });
+    client.on('end', () => this.#updateState());
+    client.on('reconnecting', () => this.#updateState());
+    // node-redis emits 'error' on every connection failure; without a listener it would throw.
+    client.on('error', () => this.#updateState());
+    return client;
+  }
+
+  #updateState(): void {
+    const up = this.#client?.isReady === true && this.#subscriber?.isReady === true;
+    this.#setState(up && !this.#closed ? 'connected' : 'disconnected');
+  }
+
+  #setState(state: BrokerState): void {
+    if (state === this.#state) return;
+    this.#state = state;
+    this.#node?.onState?.(state);
+  }
+
+  #onMessage(message: string, channel: string): void {
+    const topic = this.#channels.get(channel);
+    const node = this.#node;
+    if (topic === undefined || node === undefined || this.#closed) return;
+    try {
+      if (message.startsWith('P\n')) {
+        // P \n offset \n epoch \n time \n publisher JSON or '' \n data (data last: it may hold newlines)
+        const a = 2;
+        const b = message.indexOf('\n', a);
+        const c = message.indexOf('\n', b + 1);
+        const d = message.indexOf('\n', c + 1);
+        const e = message.indexOf('\n', d + 1);
+        const publisher = message.slice(d + 1, e);
+        node.onPublication({
+          topic,
+          offset: Number(message.slice(a, b)),
+          epoch: message.slice(b + 1, c),
+          time: Number(message.slice(c + 1, d)),
+          publisher: publisher === '' ? undefined : (JSON.parse(publisher) as string),
+          data: message.slice(e + 1),
+        });
+      } else if (message.startsWith('J\n') || message.startsWith('L\n')) {
+        const event: PresenceEvent = { topic, kind: message[0] === 'J' ? 'join' : 'leave', member: parseMember(message.slice(2)) };
+        node.onPresence(event);
+      }
+    } catch (error) {
+      // A throwing hub callback must not kill the subscriber connection's parser; surface it.
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+
+  async #announceJoin(client: RedisClient, topic: string, member: PresenceMember): Promise<void> {
+    const json = JSON.stringify(member);
+    // One MULTI: the member, the node's topic index (for sweeping it if this node dies), the join.
+    await client
+      .multi()
+      .hSet(this.#key(topic, 'presence'), member.connId, json)
+      .sAdd(this.#nodeTopicsKey(member.node), topic)
+      .publish(this.#channel(topic), `J\n${json}`)
+      .exec();
+  }
+
+  /** Refresh this node's liveness; rejoin its members if others had declared it dead. */
+  async #refresh(): Promise<void> {
+    const client = this.#client!;
+    const added = asNumber('refresh', await scripts.refresh.run(client, [this.#nodesKey()], [this.#node!.id, String(this.#presenceTtl)]));
+    if (added === 1) {
+      for (const [topic, members] of this.#members) {
+        for (const member of members.values()) await this.#announceJoin(client, topic, member);
+      }
+    }
+  }
+
+  async #tick(): Promise<void> {
+    const client = this.#client;
+    if (this.#closed || client === undefined || !client.isReady) return;
+    try {
+      await this.#refresh();
+      const dead = asArray('sweep', await scripts.sweep.run(client, [this.#nodesKey()], []));
+      for (const id of dead.map((d) => asString('sweep', d))) {
+        // The presence script removes the dead node's members and announces their leaves.
+        const topics = asArray('smembers', await client.sendCommand(['SMEMBERS', this.#nodeTopicsKey(id)]));
+        for (const topic of topics.map((t) => asString('smembers', t))) {
+          await scripts.presence.run(client, [this.#key(topic, 'presence'), this.#nodesKey()], [this.#channel(topic)]);
+        }
+        await client.sendCommand(['DEL', this.#nodeTopicsKey(id)]);
+      }
+    } catch {
+      // Redis unreachable: the next tick tries again (and the reconnect path reports the state).
+    }
+  }
+
+  #started(): { client: RedisClient; subscriber: RedisClient } {
+    if (this.#node === undefined || this.#client === undefined || this.#subscriber === undefined) {
+      throw new BrokerStateError('redis broker: call start(node) first', this.name);
+    }
+    if (this.#closed) throw new BrokerStateError('redis broker: closed', this.name);
+    return { client: this.#client, subscriber: this.#subscriber };
+  }
+
+  // Keys of one topic share the hash tag {topic}, so they live in one slot should Redis Cluster
+  // be used (a script may only touch keys of one slot).
+  #key(topic: string, kind: 'meta' | 'stream' | 'presence'): string {
+    return `${this.#prefix}{${topic}}:${kind}`;
+  }
+
+  #channel(topic: string): string {
+    return `${this.#prefix}pub:${topic}`;
+  }
+
+  #nodesKey(): string {
+    return `${this.#prefix}nodes`;
+  }
+
+  #nodeTopicsKey(nodeId: string): string {
+    return `${this.#prefix}node:${nodeId}:topics`;
+  }
+}

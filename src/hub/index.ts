@@ -1,0 +1,57 @@
+/**
+ * The real-time hub: topics, presence, history with recovery, and the brokers that join nodes.
+ * @packageDocumentation
+ */
+export type {
+  Broker,
+  BrokerNode,
+  BrokerState,
+  HistoryOptions,
+  HistorySlice,
+  Json,
+  PresenceEvent,
+  PresenceMember,
+  Publication,
+} from './broker.js';
+export { MemoryBroker } from './brokers/memory.js';
+export {
+  Hub,
+  HubError,
+  DEFAULT_HISTORY,
+  type HubOptions,
+  type HubAuthOptions,
+  type HubAuthorize,
+  type HubContext,
+  type HubSocketData,
+  type HubStats,
+} from './hub.js';
+export { AuthError, createJwtVerifier, tokenFromRequest, type HubIdentity, type JwtOptions, type TokenVerifier } from './auth.js';
+export {
+  HubClient,
+  HubClientError,
+  type HubClientOptions,
+  type HubClientState,
+  type HubClientEvents,
+  type HubMessageMeta,
+  type MessageListener,
+  type GapInfo,
+} from './client.js';
+export {
+  PROTOCOL_VERSION,
+  WIRE_LIMITS,
+  RESERVED_PREFIX,
+  CLIENT_TYPES,
+  parseClientRequest,
+  parseServerMessage,
+  type ClientRequest,
+  type ServerMessage,
+  type HubErrorCode,
+  type RequestId,
+  type StreamPosition,
+  type SubscribeResult,
+  type PublishResult,
+  type ConnectResult,
+  type GapReason,
+  type WirePublication,
+  type WireError,
+} from './wire.js';

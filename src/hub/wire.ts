@@ -1,0 +1,461 @@
+/**
+ * The hub's wire protocol (documented in `docs/protocol.md`): JSON text messages, one per
+ * WebSocket message. This module has no I/O and no Node-only API, so the browser client can
+ * share it: it validates what a client sends (every field, by hand — input from the network is
+ * `unknown` until proven otherwise), parses what a server sends, and builds the server's
+ * messages by string concatenation around data that was serialised once.
+ */
+import type { Json, PresenceMember } from './broker.js';
+
+/** The protocol version spoken; sent in the `connect` reply. */
+export const PROTOCOL_VERSION = 1;
+
+/** Limits of the wire protocol, with their defaults. */
+export const WIRE_LIMITS = {
+  /** Longest topic name, in UTF-16 code units. */
+  maxTopicLength: 256,
+  /** Deepest nesting of arrays/objects in a publication's `data`. */
+  maxDataDepth: 32,
+  /** Longest string request id. */
+  maxIdLength: 64,
+  /** Longest token. */
+  maxTokenLength: 8192,
+  /** Longest epoch string in a recovery position. */
+  maxEpochLength: 64,
+} as const;
+
+/** Prefix of the topics the hub reserves for itself (`$all`, `$user:<id>`, `$node:<id>`); clients may not use it. */
+export const RESERVED_PREFIX = '$';
+
+/** Stable error codes sent in `error` messages (and carried by `HubError` on the client). */
+export type HubErrorCode =
+  /** A field is missing, of the wrong type, or out of range (including invalid JSON). */
+  | 'E_BAD_REQUEST'
+  /** The message's `type` is not one the server knows. */
+  | 'E_UNKNOWN_TYPE'
+  /** The message is larger than the hub's `maxMessageSize`. */
+  | 'E_TOO_LARGE'
+  /** The connection has not authenticated (send `connect` with a token first). */
+  | 'E_UNAUTHORIZED'
+  /** Authenticated, but not allowed to do this (authorisation hook, reserved topic, client publish off). */
+  | 'E_FORBIDDEN'
+  /** `unsubscribe` of a topic the connection is not subscribed to. */
+  | 'E_NOT_SUBSCRIBED'
+  /** `subscribe` of a topic the connection is already subscribed to. */
+  | 'E_ALREADY_SUBSCRIBED'
+  /** Too many requests waiting for an answer on this connection. */
+  | 'E_BUSY'
+  /** The broker could not do it (down, or it failed); retry later. */
+  | 'E_UNAVAILABLE'
+  /** Something failed on the server (a hook threw); logged there. */
+  | 'E_INTERNAL'
+  /** Client-side only: no answer within the request timeout. */
+  | 'E_TIMEOUT'
+  /** Client-side only: the connection dropped before the answer came; the request may or may not have been done. */
+  | 'E_CONNECTION_LOST'
+  /** Client-side only: the client is closed, or its queue of requests for the next connection is full. */
+  | 'E_CLOSED'
+  | 'E_QUEUE_FULL';
+
+/** A request id: a non-negative safe integer or a short string, echoed in the answer. */
+export type RequestId = number | string;
+
+/** A position in a topic's history: the last offset seen in an epoch. */
+export interface StreamPosition {
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+/** `connect`: authenticate (if the handshake did not) and learn the connection id. */
+export interface ConnectRequest {
+  readonly type: 'connect';
+  readonly id?: RequestId | undefined;
+  readonly token?: string | undefined;
+}
+/** `subscribe`: receive a topic's publications, optionally recovering those missed since `recover`. */
+export interface SubscribeRequest {
+  readonly type: 'subscribe';
+  readonly id?: RequestId | undefined;
+  readonly topic: string;
+  readonly recover?: StreamPosition | undefined;
+}
+/** `unsubscribe`: stop receiving a topic. */
+export interface UnsubscribeRequest {
+  readonly type: 'unsubscribe';
+  readonly id?: RequestId | undefined;
+  readonly topic: string;
+}
+/** `publish`: publish `data` to a topic; `excludeSelf` keeps it from this connection. */
+export interface PublishRequest {
+  readonly type: 'publish';
+  readonly id?: RequestId | undefined;
+  readonly topic: string;
+  readonly data: Json;
+  readonly excludeSelf?: boolean | undefined;
+}
+/** `presence`: who is in a topic, across all nodes. */
+export interface PresenceRequest {
+  readonly type: 'presence';
+  readonly id?: RequestId | undefined;
+  readonly topic: string;
+}
+/** `ping`: an application-level round trip (answered with an empty reply). */
+export interface PingRequest {
+  readonly type: 'ping';
+  readonly id?: RequestId | undefined;
+}
+
+/** Every message a client may send. */
+export type ClientRequest = ConnectRequest | SubscribeRequest | UnsubscribeRequest | PublishRequest | PresenceRequest | PingRequest;
+
+/** The client message types, for validation and docs. */
+export const CLIENT_TYPES = ['connect', 'subscribe', 'unsubscribe', 'publish', 'presence', 'ping'] as const;
+
+/** Why a validation failed, with the id of the request when it could be read. */
+export interface WireError {
+  readonly code: HubErrorCode;
+  readonly message: string;
+  readonly id?: RequestId | undefined;
+}
+
+/** The outcome of validating one inbound message. */
+export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: WireError };
+
+/** Options of `parseClientRequest`. */
+export interface ParseOptions {
+  maxTopicLength?: number;
+  maxDataDepth?: number;
+}
+
+type JsonObject = { [key: string]: unknown };
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * An own property of a parsed object. JSON.parse makes `__proto__` an ordinary own property
+ * (it never sets the prototype), and reading only own, known keys keeps an inherited or
+ * polluted `Object.prototype` from supplying a field the client did not send.
+ */
+function own(object: JsonObject, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(object, key) ? object[key] : undefined;
+}
+
+function fail<T>(code: HubErrorCode, message: string, id?: RequestId): ParseResult<T> {
+  return { ok: false, error: { code, message, id } };
+}
+
+/** Whether a string holds a C0/C1 control character or DEL (never valid in a topic name). */
+function hasControlChars(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return true;
+  }
+  return false;
+}
+
+/**
+ * Why `topic` is not an acceptable topic name for a client, or undefined if it is. Reserved
+ * (`$…`) names are refused separately, as E_FORBIDDEN, by the hub.
+ */
+export function topicProblem(topic: unknown, maxLength: number = WIRE_LIMITS.maxTopicLength): string | undefined {
+  if (typeof topic !== 'string') return 'topic must be a string';
+  if (topic.length === 0) return 'topic must not be empty';
+  if (topic.length > maxLength) return `topic is longer than ${maxLength} characters`;
+  if (hasControlChars(topic)) return 'topic must not contain control characters';
+  return undefined;
+}
+
+/**
+ * The nesting depth of a parsed JSON value, walked with an explicit stack (a recursive walk
+ * of hostile input could overflow the call stack). Stops as soon as it passes `limit`.
+ */
+export function jsonDepthExceeds(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (depth > limit) return true;
+    const children = Array.isArray(node) ? node : Object.values(node as JsonObject);
+    for (const child of children) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+function readId(message: JsonObject): ParseResult<RequestId | undefined> {
+  const id = own(message, 'id');
+  if (id === undefined) return { ok: true, value: undefined };
+  if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) return { ok: true, value: id };
+  if (typeof id === 'string' && id.length > 0 && id.length <= WIRE_LIMITS.maxIdLength) return { ok: true, value: id };
+  return fail('E_BAD_REQUEST', `id must be a non-negative integer or a string of 1-${WIRE_LIMITS.maxIdLength} characters`);
+}
+
+/**
+ * Validate one text message from a client. Never throws: invalid JSON, a non-object, an
+ * unknown `type`, a missing or mistyped field, a bad topic name or over-deep `data` all come
+ * back as a `WireError` (with the request's id when it was readable). Unknown extra fields are
+ * ignored (forward compatibility); only known fields are read.
+ */
+export function parseClientRequest(text: string, options: ParseOptions = {}): ParseResult<ClientRequest> {
+  const maxTopic = options.maxTopicLength ?? WIRE_LIMITS.maxTopicLength;
+  const maxDepth = options.maxDataDepth ?? WIRE_LIMITS.maxDataDepth;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return fail('E_BAD_REQUEST', 'message is not valid JSON');
+  }
+  if (!isObject(parsed)) return fail('E_BAD_REQUEST', 'message must be a JSON object');
+  const idResult = readId(parsed);
+  if (!idResult.ok) return idResult;
+  const id = idResult.value;
+  const type = own(parsed, 'type');
+  if (typeof type !== 'string') return fail('E_BAD_REQUEST', 'type must be a string', id);
+  const topicOf = (): ParseResult<string> => {
+    const topic = own(parsed, 'topic');
+    const problem = topicProblem(topic, maxTopic);
+    return problem === undefined ? { ok: true, value: topic as string } : fail('E_BAD_REQUEST', problem, id);
+  };
+  switch (type) {
+    case 'connect': {
+      const token = own(parsed, 'token');
+      if (token !== undefined && (typeof token !== 'string' || token.length > WIRE_LIMITS.maxTokenLength)) {
+        return fail('E_BAD_REQUEST', `token must be a string of at most ${WIRE_LIMITS.maxTokenLength} characters`, id);
+      }
+      return { ok: true, value: { type, id, token } };
+    }
+    case 'subscribe': {
+      const topic = topicOf();
+      if (!topic.ok) return topic;
+      const recover = own(parsed, 'recover');
+      if (recover === undefined || recover === null) return { ok: true, value: { type, id, topic: topic.value } };
+      if (!isObject(recover)) return fail('E_BAD_REQUEST', 'recover must be an object {offset, epoch}', id);
+      const offset = own(recover, 'offset');
+      const epoch = own(recover, 'epoch');
+      if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) {
+        return fail('E_BAD_REQUEST', 'recover.offset must be a non-negative integer', id);
+      }
+      if (typeof epoch !== 'string' || epoch.length > WIRE_LIMITS.maxEpochLength) {
+        return fail('E_BAD_REQUEST', `recover.epoch must be a string of at most ${WIRE_LIMITS.maxEpochLength} characters`, id);
+      }
+      return { ok: true, value: { type, id, topic: topic.value, recover: { offset, epoch } } };
+    }
+    case 'unsubscribe':
+    case 'presence': {
+      const topic = topicOf();
+      if (!topic.ok) return topic;
+      return { ok: true, value: { type, id, topic: topic.value } };
+    }
+    case 'publish': {
+      const topic = topicOf();
+      if (!topic.ok) return topic;
+      if (!Object.prototype.hasOwnProperty.call(parsed, 'data')) return fail('E_BAD_REQUEST', 'publish needs data', id);
+      const data = parsed['data'];
+      if (jsonDepthExceeds(data, maxDepth)) return fail('E_BAD_REQUEST', `data is nested deeper than ${maxDepth} levels`, id);
+      const excludeSelf = own(parsed, 'excludeSelf');
+      if (excludeSelf !== undefined && typeof excludeSelf !== 'boolean') return fail('E_BAD_REQUEST', 'excludeSelf must be a boolean', id);
+      // JSON.parse only produces JSON values, so `data` is Json once it is known to be present.
+      return { ok: true, value: { type, id, topic: topic.value, data: data as Json, excludeSelf } };
+    }
+    case 'ping':
+      return { ok: true, value: { type, id } };
+    default:
+      return fail('E_UNKNOWN_TYPE', `unknown message type ${JSON.stringify(type.slice(0, 32))} (expected one of ${CLIENT_TYPES.join(', ')})`, id);
+  }
+}
+
+// ---- server → client ------------------------------------------------------------------------
+
+/** A publication as a client sees it in a recovery reply. */
+export interface WirePublication {
+  readonly offset: number;
+  readonly data: Json;
+}
+
+/** Result of `connect`. */
+export interface ConnectResult {
+  readonly connId: string;
+  readonly userId?: string;
+  readonly node: string;
+  readonly version: number;
+}
+
+/**
+ * Result of `subscribe`: the topic's position now. With `recover` in the request, `recovered`
+ * says whether every missed publication is in `publications` (in order); if not, `reason`
+ * says why ('epoch changed' or 'too old') and the client has missed messages for good.
+ */
+export interface SubscribeResult {
+  readonly topic: string;
+  readonly epoch: string;
+  readonly offset: number;
+  readonly recovered?: boolean;
+  readonly publications?: readonly WirePublication[];
+  readonly reason?: GapReason;
+}
+
+/** Why missed publications could not be delivered. */
+export type GapReason = 'epoch changed' | 'too old';
+
+/** Result of `publish`. */
+export interface PublishResult {
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+/** Every message a server may send. */
+export type ServerMessage =
+  | { readonly type: 'reply'; readonly id: RequestId; readonly result: JsonObject }
+  | { readonly type: 'error'; readonly id?: RequestId | undefined; readonly code: HubErrorCode | string; readonly message: string }
+  | { readonly type: 'message'; readonly topic: string; readonly offset: number; readonly epoch: string; readonly data: Json }
+  | { readonly type: 'join' | 'leave'; readonly topic: string; readonly member: PresenceMember }
+  | { readonly type: 'gap'; readonly topic: string; readonly epoch: string; readonly offset: number; readonly reason: GapReason }
+  | { readonly type: 'push'; readonly data: Json };
+
+function isRequestId(value: unknown): value is RequestId {
+  return (typeof value === 'number' && Number.isSafeInteger(value)) || typeof value === 'string';
+}
+
+function readMember(value: unknown): PresenceMember | undefined {
+  if (!isObject(value)) return undefined;
+  const connId = own(value, 'connId');
+  const node = own(value, 'node');
+  const userId = own(value, 'userId');
+  if (typeof connId !== 'string' || typeof node !== 'string' || (userId !== undefined && typeof userId !== 'string')) return undefined;
+  const info = own(value, 'info') as Json | undefined;
+  return { connId, node, ...(userId !== undefined ? { userId } : {}), ...(info !== undefined ? { info } : {}) };
+}
+
+/**
+ * Parse one message from a server (client side). Returns undefined for anything that is not a
+ * well-formed server message; a client ignores those rather than trusting them.
+ */
+export function parseServerMessage(text: string): ServerMessage | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(parsed)) return undefined;
+  const type = own(parsed, 'type');
+  switch (type) {
+    case 'reply': {
+      const id = own(parsed, 'id');
+      const result = own(parsed, 'result');
+      return isRequestId(id) && isObject(result) ? { type, id, result } : undefined;
+    }
+    case 'error': {
+      const id = own(parsed, 'id');
+      const code = own(parsed, 'code');
+      const message = own(parsed, 'message');
+      if (typeof code !== 'string' || typeof message !== 'string' || (id !== undefined && !isRequestId(id))) return undefined;
+      return { type, id, code, message };
+    }
+    case 'message': {
+      const topic = own(parsed, 'topic');
+      const offset = own(parsed, 'offset');
+      const epoch = own(parsed, 'epoch');
+      if (typeof topic !== 'string' || typeof offset !== 'number' || typeof epoch !== 'string') return undefined;
+      return { type, topic, offset, epoch, data: (own(parsed, 'data') ?? null) as Json };
+    }
+    case 'join':
+    case 'leave': {
+      const topic = own(parsed, 'topic');
+      const member = readMember(own(parsed, 'member'));
+      return typeof topic === 'string' && member ? { type, topic, member } : undefined;
+    }
+    case 'gap': {
+      const topic = own(parsed, 'topic');
+      const offset = own(parsed, 'offset');
+      const epoch = own(parsed, 'epoch');
+      const reason = own(parsed, 'reason');
+      if (typeof topic !== 'string' || typeof offset !== 'number' || typeof epoch !== 'string') return undefined;
+      return { type, topic, offset, epoch, reason: reason === 'epoch changed' ? reason : 'too old' };
+    }
+    case 'push':
+      return { type, data: (own(parsed, 'data') ?? null) as Json };
+    default:
+      return undefined;
+  }
+}
+
+/** Read a subscribe reply's result (client side); undefined if malformed. */
+export function readSubscribeResult(result: JsonObject): SubscribeResult | undefined {
+  const topic = own(result, 'topic');
+  const epoch = own(result, 'epoch');
+  const offset = own(result, 'offset');
+  if (typeof topic !== 'string' || typeof epoch !== 'string' || typeof offset !== 'number') return undefined;
+  const recovered = own(result, 'recovered');
+  const reason = own(result, 'reason');
+  const pubs = own(result, 'publications');
+  const publications: WirePublication[] = [];
+  if (Array.isArray(pubs)) {
+    for (const p of pubs as unknown[]) {
+      if (!isObject(p) || typeof own(p, 'offset') !== 'number') return undefined;
+      publications.push({ offset: own(p, 'offset') as number, data: (own(p, 'data') ?? null) as Json });
+    }
+  }
+  return {
+    topic,
+    epoch,
+    offset,
+    ...(typeof recovered === 'boolean' ? { recovered } : {}),
+    publications,
+    ...(reason === 'epoch changed' || reason === 'too old' ? { reason } : {}),
+  };
+}
+
+/** Read a presence reply's members (client side). */
+export function readPresenceResult(result: JsonObject): PresenceMember[] | undefined {
+  const members = own(result, 'members');
+  if (!Array.isArray(members)) return undefined;
+  const out: PresenceMember[] = [];
+  for (const m of members as unknown[]) {
+    const member = readMember(m);
+    if (!member) return undefined;
+    out.push(member);
+  }
+  return out;
+}
+
+// ---- building server messages (server side) ----------------------------------------------------
+// Each takes JSON fragments that are already serialised and concatenates: the data of a
+// publication is never parsed or re-serialised on its way to subscribers.
+
+/** `{"type":"reply","id":…,"result":…}` with `resultJson` already serialised. */
+export function encodeReply(id: RequestId, resultJson: string): string {
+  return `{"type":"reply","id":${JSON.stringify(id)},"result":${resultJson}}`;
+}
+
+/** `{"type":"error",…}`. */
+export function encodeError(id: RequestId | undefined, code: HubErrorCode, message: string): string {
+  const idPart = id === undefined ? '' : `"id":${JSON.stringify(id)},`;
+  return `{"type":"error",${idPart}"code":"${code}","message":${JSON.stringify(message)}}`;
+}
+
+/** `{"type":"message",…}` for a publication; `topicJson` is `JSON.stringify(topic)`, cached per topic. */
+export function encodeMessage(topicJson: string, offset: number, epoch: string, dataJson: string): string {
+  return `{"type":"message","topic":${topicJson},"offset":${offset},"epoch":${JSON.stringify(epoch)},"data":${dataJson}}`;
+}
+
+/** `{"type":"join"|"leave",…}`. */
+export function encodePresenceEvent(kind: 'join' | 'leave', topicJson: string, member: PresenceMember): string {
+  return `{"type":"${kind}","topic":${topicJson},"member":${JSON.stringify(member)}}`;
+}
+
+/** `{"type":"gap",…}`: publications of `topic` up to `offset` were lost for this subscriber. */
+export function encodeGap(topicJson: string, epoch: string, offset: number, reason: GapReason): string {
+  return `{"type":"gap","topic":${topicJson},"epoch":${JSON.stringify(epoch)},"offset":${offset},"reason":"${reason}"}`;
+}
+
+/** `{"type":"push","data":…}`: a message to this connection, its user, or everyone. */
+export function encodePush(dataJson: string): string {
+  return `{"type":"push","data":${dataJson}}`;
+}
+
+/** One recovered publication inside a subscribe reply. */
+export function encodeWirePublication(offset: number, dataJson: string): string {
+  return `{"offset":${offset},"data":${dataJson}}`;
+}
