@@ -18,7 +18,7 @@ import {
 } from './constants.js';
 import { InvalidStateError, ProtocolError, protocolError } from './errors.js';
 import type { MessageCodec } from './extension.js';
-import { encodeFrame, encodeFrameHeader } from './frame.js';
+import { encodeFrame, encodeFrameHeader, frameHeaderLength, writeFrameHeader } from './frame.js';
 import { MaskKeySource, applyMask } from './mask.js';
 import { Utf8Validator, decodeUtf8, encodeUtf8, isValidUtf8 } from './utf8.js';
 
@@ -185,6 +185,7 @@ export class Connection {
 
   /** Bytes to write to the transport, in order; empties the queue. */
   dataToSend(): Uint8Array[] {
+    this.sealArenaRun();
     if (this.output.length === 0) return NO_CHUNKS;
     const out = this.output;
     this.output = [];
@@ -193,7 +194,7 @@ export class Connection {
 
   /** Whether anything is queued for the transport. */
   get hasDataToSend(): boolean {
-    return this.output.length > 0;
+    return this.output.length > 0 || (arena.owner === this && arena.pos > arena.runStart);
   }
 
   /**
@@ -245,7 +246,7 @@ export class Connection {
     this.assertCanSendData();
     if (this.sendingFragmented) throw new InvalidStateError('a fragmented message is being sent: finish it first');
     if (this.side === 'client') throw new InvalidStateError('clients must mask each frame: sendRaw is for servers');
-    this.output.push(frame);
+    this.pushChunk(frame);
   }
 
   /** Send a ping (payload at most 125 bytes, RFC 6455 §5.5). */
@@ -577,16 +578,69 @@ export class Connection {
   }
 
   private queueFrame(opcode: number, payload: Uint8Array, fin: boolean, rsv1: boolean): void {
-    if (this.side === 'client') {
-      this.output.push(encodeFrame(opcode, payload, { fin, rsv1, maskKey: maskKeys.next() }));
-    } else if (payload.length <= COPY_LIMIT) {
-      this.output.push(encodeFrame(opcode, payload, { fin, rsv1 }));
+    const maskKey = this.side === 'client' ? maskKeys.next() : undefined;
+    if (payload.length <= COPY_LIMIT) {
+      this.writeToArena(opcode, payload, fin, rsv1, maskKey);
+    } else if (maskKey) {
+      this.pushChunk(encodeFrame(opcode, payload, { fin, rsv1, maskKey }));
     } else {
       // Large server payloads go out behind their header without a copy.
-      this.output.push(encodeFrameHeader(opcode, payload.length, fin, rsv1), payload);
+      this.pushChunk(encodeFrameHeader(opcode, payload.length, fin, rsv1));
+      this.output.push(payload);
     }
   }
+
+  /** Queue a chunk after whatever this connection has in the arena (keeps the order). */
+  private pushChunk(chunk: Uint8Array): void {
+    this.sealArenaRun();
+    this.output.push(chunk);
+  }
+
+  /**
+   * Write a small frame into the shared arena. Consecutive frames of one connection form one
+   * run, handed out as a single view: a burst of small messages becomes one buffer to write.
+   */
+  private writeToArena(opcode: number, payload: Uint8Array, fin: boolean, rsv1: boolean, maskKey: Uint8Array | undefined): void {
+    const headerLength = frameHeaderLength(payload.length, maskKey !== undefined);
+    const size = headerLength + payload.length;
+    if (arena.owner !== this || arena.pos + size > arena.bytes.length) {
+      arena.owner?.sealArenaRun();
+      if (arena.pos + size > arena.bytes.length) {
+        // Views already handed out keep the old buffer alive; it is never written again.
+        arena.bytes = new Uint8Array(ARENA_SIZE);
+        arena.pos = 0;
+      }
+      arena.owner = this;
+      arena.runStart = arena.pos;
+    }
+    const at = arena.pos;
+    writeFrameHeader(arena.bytes, at, opcode, payload.length, fin, rsv1, maskKey);
+    arena.bytes.set(payload, at + headerLength);
+    if (maskKey) applyMask(arena.bytes.subarray(at + headerLength, at + size), maskKey);
+    arena.pos = at + size;
+  }
+
+  /** Move this connection's open arena run (if any) into its output queue. */
+  private sealArenaRun(): void {
+    if (arena.owner !== this) return;
+    if (arena.pos > arena.runStart) this.output.push(arena.bytes.subarray(arena.runStart, arena.pos));
+    arena.owner = undefined;
+    arena.runStart = arena.pos;
+  }
 }
+
+/**
+ * Small frames of every connection are written into one shared buffer (the "arena") rather than
+ * a fresh allocation each: the engine is single-threaded, bytes once handed out are never
+ * rewritten, and a full arena is replaced, not reused. An idle connection holds none of it.
+ */
+const ARENA_SIZE = 64 * 1024;
+const arena: { bytes: Uint8Array; pos: number; owner: Connection | undefined; runStart: number } = {
+  bytes: new Uint8Array(ARENA_SIZE),
+  pos: 0,
+  owner: undefined,
+  runStart: 0,
+};
 
 function stateName(state: State): string {
   return ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'][state];
