@@ -10,6 +10,7 @@ export {
   createTrafficCounters,
   prepareMessage,
   batch,
+  corkLoopPass,
   PreparedMessage,
   DEFAULT_SETTINGS,
   type WebSocketHandlerClass,

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { CloseCode } from '../protocol/constants.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { silentLogger, type Logger } from '../node/logger.js';
-import { prepareMessage, type MessageData, type WebSocket, type WebSocketHandlers } from '../node/websocket.js';
+import { corkLoopPass, prepareMessage, type MessageData, type WebSocket, type WebSocketHandlers } from '../node/websocket.js';
 import type { Broker, BrokerNode, HistoryOptions, Json, PresenceEvent, PresenceMember, Publication } from './broker.js';
 import { MemoryBroker } from './brokers/memory.js';
 import { AuthError, createJwtVerifier, tokenFromRequest, type HubIdentity, type JwtOptions, type TokenVerifier } from './auth.js';
@@ -314,7 +314,11 @@ export class Hub<User extends HubIdentity = HubIdentity> {
   private async doStart(): Promise<void> {
     const node: BrokerNode = {
       id: this.nodeId,
-      onPublication: (publication) => this.onPublication(publication),
+      onPublication: (publication) => {
+        // Every publication delivered in this loop pass reaches each socket in one write.
+        corkLoopPass();
+        this.onPublication(publication);
+      },
       onPresence: (event) => this.onPresence(event),
       onReconnect: () => this.onBrokerReconnect(),
       onState: (state) => this.logger.info({ node: this.nodeId, broker: this.broker.name, state }, `broker ${state}`),

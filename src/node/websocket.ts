@@ -218,6 +218,25 @@ function flushDeferred(): void {
   }
 }
 
+let corked = false;
+
+/**
+ * Batch every write until the end of this event-loop pass (uWebSockets' cork): sends made from
+ * now until the loop's check phase — from broker callbacks, timers, other sockets' reads — are
+ * written once per connection then. For fan-out that is driven by something other than a read.
+ */
+export function corkLoopPass(): void {
+  if (corked) return;
+  corked = true;
+  batchDepth++;
+  setImmediate(uncorkLoopPass);
+}
+
+function uncorkLoopPass(): void {
+  corked = false;
+  if (--batchDepth === 0) flushDeferred();
+}
+
 /**
  * Run `fn` with writes batched: every connection sent to inside gets one write at the end.
  * Use it around a loop that sends many messages from a timer or a broker callback.
