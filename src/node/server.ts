@@ -215,6 +215,27 @@ interface OriginCheck {
   readonly allowMissing: boolean;
 }
 
+/**
+ * The request info kept per connection: strings only, the URL parsed again on first use. An
+ * idle connection should not hold a URL, its context and a URLSearchParams (≈ 450 B) it will
+ * most likely never read.
+ */
+class StoredRequest implements RequestInfo {
+  private parsed: URL | undefined;
+  constructor(
+    private readonly href: string,
+    readonly route: string,
+    readonly params: Record<string, string>,
+    readonly origin: string | undefined,
+  ) {}
+  get url(): URL {
+    return (this.parsed ??= new URL(this.href));
+  }
+  get query(): URLSearchParams {
+    return this.url.searchParams;
+  }
+}
+
 const requestInfos = new WeakMap<WebSocket<unknown>, RequestInfo>();
 
 /**
@@ -532,7 +553,7 @@ export class WebSocketServer<Data = undefined> {
       logger: this.logger,
       counters: this.counters,
     });
-    requestInfos.set(ws, { url: handshake.url, route: route.pattern, params: handshake.params, query: handshake.url.searchParams, origin: request.origin });
+    requestInfos.set(ws, new StoredRequest(handshake.url.href, route.pattern, handshake.params, request.origin));
     (this.clients as Set<WebSocket<unknown>>).add(ws);
     this.counts.connectionsTotal++;
     ws.start(early ? Buffer.concat([head, ...early]) : head);
@@ -667,8 +688,6 @@ class Handshake implements UpgradeContext {
     protocol: string | undefined,
   ) {
     this.protocol = protocol;
-    this.reject = this.reject.bind(this); // so `({ reject }) => …` works
-    this.setHeader = this.setHeader.bind(this);
   }
 
   get route(): string {
@@ -697,22 +716,28 @@ class Handshake implements UpgradeContext {
     return this.controller.signal;
   }
 
-  setHeader(name: string, value: string | readonly string[]): void {
-    (this.responseHeaders ??= []).push([name, value]);
+  /** Add a response header (bound on first use, so `({ setHeader }) => …` works). */
+  get setHeader(): (name: string, value: string | readonly string[]) => void {
+    const bound = (name: string, value: string | readonly string[]): void => {
+      (this.responseHeaders ??= []).push([name, value]);
+    };
+    Object.defineProperty(this, 'setHeader', { value: bound });
+    return bound;
   }
 
-  reject(status: number, message: string, headers?: Readonly<Record<string, string>>): never {
-    throw new HandshakeError(message, status, headers);
-  }
+  /** Refuse the upgrade; needs no `this`, so `({ reject }) => …` works without binding. */
+  readonly reject = rejectUpgrade;
 
   /** Watch the socket (client gone, early data) and the clock while an async hook runs. */
   watch(timeout: number): void {
     this.watching = true;
     const socket = this.socket;
+    this.onData = (chunk) => this.earlyData(chunk);
+    this.onGone = () => this.gone();
     socket.on('data', this.onData);
     socket.on('end', this.onGone);
     socket.on('close', this.onGone);
-    this.timer = setTimeout(this.onTimeout, timeout);
+    this.timer = setTimeout(() => this.timedOut(), timeout);
   }
 
   /** Marks the handshake decided; false if it already was (client gone, timed out, shut down). */
@@ -727,9 +752,9 @@ class Handshake implements UpgradeContext {
     if (this.watching) {
       this.watching = false;
       clearTimeout(this.timer);
-      this.socket.off('data', this.onData);
-      this.socket.off('end', this.onGone);
-      this.socket.off('close', this.onGone);
+      this.socket.off('data', this.onData!);
+      this.socket.off('end', this.onGone!);
+      this.socket.off('close', this.onGone!);
       this.server.forget(this);
     }
     return this.early;
@@ -740,28 +765,36 @@ class Handshake implements UpgradeContext {
     this.controller?.abort(new Error(reason));
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  // The watchers exist only while an asynchronous hook runs (most handshakes never need them).
+  private onData: ((chunk: Buffer) => void) | undefined;
+  private onGone: (() => void) | undefined;
+
+  private earlyData(chunk: Buffer): void {
     this.earlyBytes += chunk.length;
     if (this.earlyBytes > MAX_EARLY_DATA) {
       this.socket.destroy(); // → onGone
       return;
     }
     (this.early ??= []).push(chunk);
-  };
+  }
 
-  private readonly onGone = (): void => {
+  private gone(): void {
     this.release();
     this.abort('the client went away');
     this.socket.destroy();
     if (this.settle()) this.server.aborted(this);
-  };
+  }
 
-  private readonly onTimeout = (): void => {
+  private timedOut(): void {
     if (!this.settle()) return;
     this.release();
     this.abort('handshake timed out');
     this.server.refuse(this.socket, this.req, 503, 'the server took too long to accept the connection', { 'Retry-After': RETRY_AFTER_SECONDS });
-  };
+  }
+}
+
+function rejectUpgrade(status: number, message: string, headers?: Readonly<Record<string, string>>): never {
+  throw new HandshakeError(message, status, headers);
 }
 
 // ---- helpers ------------------------------------------------------------------------------------
