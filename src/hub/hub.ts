@@ -52,6 +52,9 @@ const USER_PREFIX = '$user:';
 const NODE_PREFIX = '$node:';
 /** Reserved topics keep no history: their messages are not recoverable. */
 const NO_HISTORY: HistoryOptions = { size: 0, ttl: 0 };
+/** A failed history fetch while filling a gap is retried this many times, after 100, 200, 400 … ms (3.1 s in all). */
+const HISTORY_RETRIES = 5;
+const HISTORY_RETRY_DELAY = 100;
 /** Ask the broker for a topic's position only: nothing is retained after this offset. */
 const POSITION_ONLY = Number.MAX_SAFE_INTEGER;
 
@@ -215,6 +218,10 @@ class Conn<User extends HubIdentity> implements HubContext<User> {
 
 function isHubSocketData(value: unknown): value is HubSocketData<HubIdentity> {
   return typeof value === 'object' && value !== null && 'user' in value;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function errorMessage(error: unknown): string {
@@ -872,6 +879,13 @@ export class Hub<User extends HubIdentity = HubIdentity> {
   private accept(topic: TopicState<User>, publication: Publication): void {
     if (publication.epoch !== topic.epoch) {
       // The broker lost the topic's history (a new epoch): older positions mean nothing now.
+      if (publication.offset > 1) {
+        // Publications of the new epoch came before this one (e.g. while this node's broker
+        // connection was down): fetch them from history rather than declare them lost too.
+        topic.pending.push(publication);
+        void this.catchUp(topic);
+        return;
+      }
       this.sendGap(topic, publication.epoch, publication.offset - 1, 'epoch changed');
       this.deliver(topic, publication);
       return;
@@ -892,17 +906,30 @@ export class Hub<User extends HubIdentity = HubIdentity> {
       return;
     }
     topic.catchingUp = true;
+    let failures = 0;
+    let retry = false;
     try {
       do {
         topic.again = false;
+        retry = false;
         let slice;
         try {
           slice = await this.broker.history(topic.name, topic.offset, topic.epoch);
+          failures = 0;
         } catch (error) {
-          this.logger.warn({ topic: topic.name, err: errorMessage(error) }, 'history fetch failed while filling a gap');
+          this.logger.warn({ topic: topic.name, err: errorMessage(error), failures }, 'history fetch failed while filling a gap');
           slice = undefined;
         }
         if (topic.closed) return;
+        if (slice === undefined && failures < HISTORY_RETRIES) {
+          // The broker is most likely reconnecting (its subscriber connection can be back before
+          // its command connection): what is missing is probably still in history, so wait and
+          // ask again — holding later publications back — before declaring it lost.
+          await delay(HISTORY_RETRY_DELAY * 2 ** failures++);
+          if (topic.closed) return;
+          retry = true;
+          continue;
+        }
         if (slice === undefined) {
           // Cannot fill the hole: say so, and go on from what is waiting.
           const next = Math.min(...topic.pending.map((p) => p.offset));
@@ -919,7 +946,7 @@ export class Hub<User extends HubIdentity = HubIdentity> {
             }
           }
         }
-      } while (this.drainPending(topic) || topic.again);
+      } while (retry || this.drainPending(topic) || topic.again);
     } finally {
       topic.catchingUp = false;
     }

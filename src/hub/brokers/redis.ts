@@ -124,7 +124,14 @@ local ttl = redis.call('HGET', KEYS[1], 'ttl') or '0'
 local t = redis.call('TIME')
 local now = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 local from = '-'
-if ARGV[2] == '' or ARGV[2] == epoch then from = (tonumber(ARGV[1]) + 1) .. '-0' end
+if ARGV[2] == '' or ARGV[2] == epoch then
+  -- Nothing after an offset at or past the latest: answer from the meta alone, without touching
+  -- the stream (the hub asks this way just to learn a topic's position). It also keeps offset + 1
+  -- out of XRANGE when it would be too large for an entry id (Number.MAX_SAFE_INTEGER + 1 prints
+  -- as 9.007199254741e+15 in Lua, an invalid id).
+  if tonumber(ARGV[1]) >= tonumber(latest) then return { epoch, latest, ttl, now, {} } end
+  from = string.format('%d', tonumber(ARGV[1]) + 1) .. '-0'
+end
 return { epoch, latest, ttl, now, redis.call('XRANGE', KEYS[2], from, '+') }
 `;
 
