@@ -18,6 +18,7 @@ export {
   type WebSocketHandlers,
   type WebSocketOptions,
   type ConnectionSettings,
+  type MessageRateLimit,
   type TrafficCounters,
   type HandlerResult,
   type MessageData,

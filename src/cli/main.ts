@@ -5,6 +5,8 @@
 import { parseArgs } from 'node:util';
 import { echoCommand } from './echo.js';
 import { connectCommand } from './connect.js';
+import { benchCommand } from './bench.js';
+import { serveCommand } from './serve.js';
 
 const USAGE = `Usage: duplex <command> [options]
 
@@ -15,6 +17,15 @@ Commands:
            An interactive client: typed lines are sent, received messages printed.
            /ping [data], /close [code [reason]] and /quit are commands.
            --echo: send every received message back until the server closes.
+  serve    [--port 8080] [--host 127.0.0.1] [--config duplex.config.json] [--json-logs]
+           [--broker memory|redis://…|nats://…] [--anonymous] [--auth-public-key FILE]
+           [--tls-cert FILE --tls-key FILE] [--allowed-origin ORIGIN]... [--history-size N]
+           [--history-ttl MS] [--max-message-size BYTES] [--max-connections N] [--log-level L]
+           The hub at /ws, the browser client, the demo apps, /healthz and /metrics.
+           Flags win over DUPLEX_* environment variables, which win over the config file.
+  bench    URL [--mode echo|broadcast] [--connections N] [--size BYTES] [--window N]
+           [--duration S] [--warmup S] [--text|--binary] [--json]
+           Load for any WebSocket server: messages/s, MB/s, latency p50/p99/p99.9, errors.
   help     This text.
 `;
 
@@ -32,6 +43,40 @@ export async function main(argv: string[]): Promise<number> {
             header: { type: 'string', multiple: true, short: 'H' },
             subprotocol: { type: 'string', multiple: true, short: 's' },
             'no-deflate': { type: 'boolean' },
+            json: { type: 'boolean', short: 'j' },
+          }),
+        );
+      case 'serve':
+        return await serveCommand(
+          parse(rest, {
+            port: { type: 'string', short: 'p' },
+            host: { type: 'string' },
+            config: { type: 'string', short: 'c' },
+            'json-logs': { type: 'boolean' },
+            broker: { type: 'string' },
+            anonymous: { type: 'boolean' },
+            'auth-public-key': { type: 'string' },
+            'tls-cert': { type: 'string' },
+            'tls-key': { type: 'string' },
+            'allowed-origin': { type: 'string', multiple: true },
+            'history-size': { type: 'string' },
+            'history-ttl': { type: 'string' },
+            'max-message-size': { type: 'string' },
+            'max-connections': { type: 'string' },
+            'log-level': { type: 'string' },
+          }),
+        );
+      case 'bench':
+        return await benchCommand(
+          parse(rest, {
+            mode: { type: 'string', short: 'm' },
+            connections: { type: 'string', short: 'c' },
+            size: { type: 'string', short: 's' },
+            window: { type: 'string', short: 'w' },
+            duration: { type: 'string', short: 'd' },
+            warmup: { type: 'string' },
+            text: { type: 'boolean' },
+            binary: { type: 'boolean' },
             json: { type: 'boolean', short: 'j' },
           }),
         );

@@ -137,6 +137,8 @@ class SyncZlib {
     let inOff = 0;
     let inLen = input.length;
     let produced = 0;
+    // Nothing may be produced: a write with no room would trip a native assertion (abort).
+    if (limit < 0) return produced + 1;
     while (true) {
       const outLen = Math.min(CHUNK_SIZE, limit - produced + 1);
       handle.writeSync(flush, input, inOff, inLen, scratch, 0, outLen);

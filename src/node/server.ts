@@ -6,7 +6,7 @@
  * keeps the set of live connections for broadcast, statistics and graceful shutdown.
  *
  * The order of checks on an upgrade request, each answered before any WebSocket byte:
- * route (404) → server shutting down (503) → RFC 6455 request rules (400/405/426) → header
+ * route (404) → server shutting down (503) → per-IP limits (429) → RFC 6455 request rules (400/405/426) → header
  * bytes (431) → max connections (503) → origin (403) → the route's `upgrade` hook (its status,
  * 500 if it throws, 503 if it outlasts `handshakeTimeout`) → 101.
  */
@@ -134,6 +134,25 @@ export interface WebSocketServerOptions<Data = undefined> extends ConnectionSett
   /** Most open connections (handshakes in progress included); more get 503 with `Retry-After`. Default: no limit. */
   maxConnections?: number;
   /**
+   * Most connections at once from one IP address (from the moment its upgrade request passes
+   * this check until its socket closes); more get 429 with `Retry-After` before the upgrade.
+   * Default: no limit — behind a reverse proxy every client has the proxy's address, so any
+   * default would silently cap the whole server. Set it when clients connect directly.
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * Most new connections (upgrade requests) per IP address per `interval` ms (a fixed window);
+   * more get 429 with `Retry-After` (the seconds left in the window) before the upgrade.
+   * Default: no limit (same reason as `maxConnectionsPerIp`).
+   */
+  connectionRatePerIp?: { connections: number; interval: number };
+  /**
+   * How long a client may take to send the request line and headers of its handshake, in ms,
+   * before it gets 408 and its socket is closed (against slowloris). `listen` only; an
+   * attached server keeps its own `headersTimeout`. Default 10 s (Node's own is 60 s).
+   */
+  headersTimeout?: number;
+  /**
    * Most bytes of request line and headers of a handshake. `listen` passes it to Node's HTTP
    * parser (which answers 431); on an attached server it is checked per upgrade request (431),
    * while plain HTTP requests keep that server's own `maxHeaderSize`. Default 16 KiB (Node's).
@@ -190,6 +209,7 @@ export interface RequestInfo<Pattern extends string = string> {
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+const DEFAULT_HEADERS_TIMEOUT = 10_000;
 /** Node's own default for `maxHeaderSize`. */
 const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
 /** Seconds a client refused with 503 is asked to wait (`Retry-After`). */
@@ -257,6 +277,7 @@ export class WebSocketServer<Data = undefined> {
   private readonly serverDeflate: PerMessageDeflateOptions | undefined;
   private readonly serverOrigins: OriginCheck | undefined;
   private readonly maxConnections: number;
+  private readonly perIp: PerIpLimits | undefined;
   private readonly maxHeaderSize: number;
   private readonly handshakeTimeout: number;
   private readonly pending = new Set<Handshake>();
@@ -275,6 +296,7 @@ export class WebSocketServer<Data = undefined> {
     this.serverDeflate = deflateOptions(options.perMessageDeflate);
     this.serverOrigins = options.origins ? prepareOrigins(options.origins) : undefined;
     this.maxConnections = options.maxConnections ?? Infinity;
+    this.perIp = options.maxConnectionsPerIp !== undefined || options.connectionRatePerIp !== undefined ? new PerIpLimits(options.maxConnectionsPerIp, options.connectionRatePerIp) : undefined;
     this.maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
     this.handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
     if (options.handlers) {
@@ -313,9 +335,18 @@ export class WebSocketServer<Data = undefined> {
    * an ephemeral port; `host` may be an IPv6 address such as `::1`).
    */
   async listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
-    const parser = { maxHeaderSize: this.maxHeaderSize };
+    const headersTimeout = this.options.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT;
+    // Node checks the timeouts every connectionsCheckingInterval (30 s by default): check often
+    // enough that a stalled handshake is released close to headersTimeout.
+    const parser = {
+      maxHeaderSize: this.maxHeaderSize,
+      headersTimeout,
+      requestTimeout: Math.max(headersTimeout, 30_000),
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)),
+    };
     const server = this.options.tls
-      ? createHttpsServer({ ...this.options.tls, ...parser }, answerPlainRequest)
+      ? // TLS 1.2 or later, whatever tls.DEFAULT_MIN_VERSION (or --tls-min-v1.0) says; `tls` may still lower it explicitly.
+        createHttpsServer({ minVersion: 'TLSv1.2', ...this.options.tls, ...parser }, answerPlainRequest)
       : createHttpServer(parser, answerPlainRequest);
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.clientError(error, socket));
     this.httpServer = server;
@@ -454,6 +485,13 @@ export class WebSocketServer<Data = undefined> {
     if (this.state !== 'open') {
       this.refuse(socket, req, 503, 'server shutting down', { 'Retry-After': RETRY_AFTER_SECONDS });
       return;
+    }
+    if (this.perIp) {
+      const refusal = this.perIp.admit(socket, req.socket.remoteAddress ?? '');
+      if (refusal) {
+        this.refuse(socket, req, 429, refusal.message, { 'Retry-After': String(refusal.retryAfter) });
+        return;
+      }
     }
     let request: ValidatedRequest;
     let negotiated: { params: NegotiatedDeflate; response: ExtensionOffer } | undefined;
@@ -602,7 +640,7 @@ export class WebSocketServer<Data = undefined> {
       socket.destroy();
       return;
     }
-    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'HPE_REQUEST_TIMEOUT' ? 408 : 400;
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'HPE_REQUEST_TIMEOUT' || error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const message =
       status === 431 ? `request headers are larger than ${this.maxHeaderSize} bytes` : status === 408 ? 'request headers took too long' : 'malformed HTTP request';
     this.rejections[status] = (this.rejections[status] ?? 0) + 1;
@@ -647,6 +685,63 @@ export class WebSocketServer<Data = undefined> {
     for (const [server, listener] of this.attached) server.off('upgrade', listener);
     this.attached.clear();
     this.state = 'closed';
+  }
+}
+
+/**
+ * Per-IP connection limits: concurrent sockets (counted from admission until the socket
+ * closes) and new connections per fixed window. Entries of idle addresses are swept, so the
+ * map holds at most the addresses seen in the last window plus those with open sockets.
+ */
+class PerIpLimits {
+  private readonly open = new Map<string, number>();
+  private readonly windows = new Map<string, { count: number; resetAt: number }>();
+  private lastSweep = 0;
+
+  constructor(
+    private readonly maxOpen: number | undefined,
+    private readonly rate: { connections: number; interval: number } | undefined,
+  ) {
+    if (maxOpen !== undefined && !(maxOpen >= 1)) throw new RangeError(`maxConnectionsPerIp must be ≥ 1, got ${maxOpen}`);
+    if (rate && !(rate.connections >= 1 && rate.interval > 0)) {
+      throw new RangeError('connectionRatePerIp needs connections ≥ 1 and interval > 0 (ms)');
+    }
+  }
+
+  /** Count a new connection from `ip`, or say why it is refused (429). */
+  admit(socket: Duplex, ip: string): { message: string; retryAfter: number } | undefined {
+    const now = Date.now();
+    if (this.rate) {
+      if (now - this.lastSweep > this.rate.interval && this.windows.size > 1024) {
+        this.lastSweep = now;
+        for (const [key, w] of this.windows) if (w.resetAt <= now) this.windows.delete(key);
+      }
+      let w = this.windows.get(ip);
+      if (!w || w.resetAt <= now) {
+        w = { count: 0, resetAt: now + this.rate.interval };
+        this.windows.set(ip, w);
+      }
+      if (w.count >= this.rate.connections) {
+        return {
+          message: `too many new connections from ${ip} (limit ${this.rate.connections} per ${this.rate.interval} ms)`,
+          retryAfter: Math.max(1, Math.ceil((w.resetAt - now) / 1000)),
+        };
+      }
+      w.count++;
+    }
+    if (this.maxOpen !== undefined) {
+      const open = this.open.get(ip) ?? 0;
+      if (open >= this.maxOpen) {
+        return { message: `too many connections from ${ip} (limit ${this.maxOpen})`, retryAfter: Number(RETRY_AFTER_SECONDS) };
+      }
+      this.open.set(ip, open + 1);
+      socket.once('close', () => {
+        const left = (this.open.get(ip) ?? 1) - 1;
+        if (left <= 0) this.open.delete(ip);
+        else this.open.set(ip, left);
+      });
+    }
+    return undefined;
   }
 }
 
@@ -812,6 +907,7 @@ const SETTINGS_KEYS = [
   'maxBufferedAmount',
   'slowConsumer',
   'maxQueuedMessages',
+  'messageRate',
 ] as const satisfies ReadonlyArray<keyof ConnectionSettings>;
 type MissingSettingsKey = Exclude<keyof ConnectionSettings, (typeof SETTINGS_KEYS)[number]>;
 // A compile error here means ConnectionSettings grew a field: add it to SETTINGS_KEYS.

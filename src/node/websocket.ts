@@ -79,6 +79,23 @@ export interface ConnectionSettings {
    * consumed (default 16), so a fast sender cannot grow memory without bound.
    */
   maxQueuedMessages?: number;
+  /**
+   * Per-connection rate limit on what the peer sends: a token bucket of `burst` messages
+   * (default: `perSecond`) refilled at `perSecond`; every data message and every ping takes a
+   * token. Over it: close with 1008 "rate limit" (`onExceed: 'close'`, the default) or drop the
+   * message unseen (`'drop'`; pings are still answered). Default: no limit.
+   */
+  messageRate?: MessageRateLimit;
+}
+
+/** A token-bucket rate limit on received messages (see `ConnectionSettings.messageRate`). */
+export interface MessageRateLimit {
+  /** Sustained messages per second. */
+  perSecond: number;
+  /** Messages allowed in a burst (the bucket size; default `perSecond`, at least 1). */
+  burst?: number;
+  /** What to do with a message over the limit (default `'close'`: 1008 "rate limit"). */
+  onExceed?: 'close' | 'drop';
 }
 
 /** Everything a connection is created with (the server and `connect()` fill this in). */
@@ -104,11 +121,13 @@ export interface TrafficCounters {
   bytesOut: number;
   /** Messages not sent because the slow-consumer policy dropped them. */
   dropped: number;
+  /** Received messages (and pings) over a connection's `messageRate` (dropped, or the connection closed). */
+  rateLimited: number;
 }
 
 /** A fresh set of zeroed counters. */
 export function createTrafficCounters(): TrafficCounters {
-  return { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, dropped: 0 };
+  return { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, dropped: 0, rateLimited: 0 };
 }
 
 /** Options of one `send`. */
@@ -277,6 +296,12 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
   private readonly maxBufferedAmount: number;
   private readonly dropSlow: boolean;
   private readonly maxQueuedMessages: number;
+  /** Token bucket of `messageRate` (rate 0: no limit). */
+  private readonly rate: number;
+  private readonly burst: number;
+  private readonly dropOverRate: boolean;
+  private tokens = 0;
+  private tokensAt = 0;
 
   private receiving = false;
   private needDrain = false;
@@ -314,6 +339,13 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
     this.dropSlow = options.slowConsumer === 'drop';
     this.maxQueuedMessages = Math.max(1, options.maxQueuedMessages ?? DEFAULT_SETTINGS.maxQueuedMessages);
     if (!this.handlers.message) this.queue = [];
+    const limit = options.messageRate;
+    if (limit !== undefined && !(limit.perSecond > 0)) throw new RangeError(`messageRate.perSecond must be > 0, got ${limit.perSecond}`);
+    this.rate = limit ? limit.perSecond / 1000 : 0;
+    this.burst = limit ? Math.max(1, limit.burst ?? limit.perSecond) : 0;
+    this.dropOverRate = limit?.onExceed === 'drop';
+    this.tokens = this.burst;
+    this.tokensAt = performance.now();
     this.connection = new Connection(
       { side: options.side, codec: options.codec, maxMessageSize: options.maxMessageSize, validateUtf8: isUtf8 },
       this,
@@ -484,6 +516,7 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
 
   /** @internal */
   onMessage(data: Uint8Array, binary: boolean): void {
+    if (this.rate !== 0 && !this.takeToken()) return;
     this.lastActivity = heartbeat.now;
     if (this.counters) {
       this.counters.messagesIn++;
@@ -509,6 +542,16 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
 
   /** @internal */
   onPing(data: Uint8Array): void {
+    // The engine queued a pong: a peer that pings without reading would grow our send buffer,
+    // so pongs count against the same ceiling as sends (slow-consumer close, 1008).
+    if (this.socket.writableLength >= this.maxBufferedAmount && !this.connection.closing) {
+      if (this.counters) this.counters.dropped++;
+      this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.socket.writableLength }, 'slow consumer (pongs not read): closing with 1008');
+      this.connection.fail(CloseCode.PolicyViolation, 'slow consumer');
+      this.armCloseTimer();
+      return;
+    }
+    if (this.rate !== 0 && !this.takeToken()) return;
     if (this.handlers.ping) this.invoke('ping', this.handlers.ping, asBuffer(data), undefined);
   }
 
@@ -547,6 +590,24 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
       this.logger.info({ conn: this.id }, `idle for ${this.idleTimeout} ms: closing`);
       this.close(CloseCode.GoingAway, 'idle timeout');
     }
+  }
+
+  /** One token of the `messageRate` bucket; false (and the policy applied) when there is none. */
+  private takeToken(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.burst, this.tokens + (now - this.tokensAt) * this.rate);
+    this.tokensAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    if (this.counters) this.counters.rateLimited++;
+    if (!this.dropOverRate && !this.connection.closing) {
+      this.logger.warn({ conn: this.id, remote: this.remoteAddress }, 'over the message rate limit: closing with 1008');
+      this.connection.fail(CloseCode.PolicyViolation, 'rate limit');
+      this.armCloseTimer();
+    }
+    return false;
   }
 
   // ---- socket plumbing ---------------------------------------------------------------------

@@ -455,8 +455,9 @@ export class Connection {
   private receivePiece(piece: Uint8Array, messageEnd: boolean): void {
     let data = piece;
     if (this.messageCompressed) {
-      // RFC 7692 §7.2.2: decompress the concatenated payloads as one stream; the codec enforces the limit.
-      data = this.codec!.decompress(piece, messageEnd, this.maxMessageSize - this.messageSize);
+      // RFC 7692 §7.2.2: decompress the concatenated payloads as one stream; the codec enforces the
+      // limit on the whole message (it counts what it inflated of this message itself).
+      data = this.codec!.decompress(piece, messageEnd, this.maxMessageSize);
     }
     this.messageSize += data.length;
     // RFC 6455 §8.1 and Autobahn 6.4: validate text as it arrives and fail at the first bad byte.

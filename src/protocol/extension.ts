@@ -20,8 +20,9 @@ export interface MessageCodec {
    * Decompress the payload of one frame of a compressed message (RSV1 set on its first frame).
    * `fin` is true for the last frame: the codec appends the 0x00 0x00 0xff 0xff tail
    * (RFC 7692 §7.2.2) and resets its context when no context takeover was agreed.
-   * Must throw a `ProtocolError` with close code 1009 as soon as the output of the message
-   * would exceed `maxSize` bytes, without allocating much beyond it, and a `ProtocolError`
+   * `maxSize` is the limit on the whole message (the same on every frame of it: the codec counts
+   * its own output per message). Must throw a `ProtocolError` with close code 1009 as soon as
+   * the output of the message would exceed `maxSize` bytes, without allocating much beyond it, and a `ProtocolError`
    * with close code 1007 when the data is not valid DEFLATE.
    */
   decompress(data: Uint8Array, fin: boolean, maxSize: number): Uint8Array;

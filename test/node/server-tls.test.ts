@@ -73,3 +73,29 @@ test('wss:// on IPv6', { timeout: 5000 }, async () => {
     await server.close();
   }
 });
+
+test('wss:// defaults: TLS 1.2 minimum even if tls.DEFAULT_MIN_VERSION is lowered; rejectUnauthorized: false accepts the bad certificate', { timeout: 5000 }, async () => {
+  const tls = (await import('node:tls')).default;
+  const saved = tls.DEFAULT_MIN_VERSION;
+  tls.DEFAULT_MIN_VERSION = 'TLSv1'; // as --tls-min-v1.0 would
+  const server = new WebSocketServer({ tls: { cert, key }, handlers: { open: (ws) => void ws.send('ok') } });
+  let port: number;
+  try {
+    ({ port } = await server.listen(0));
+  } finally {
+    tls.DEFAULT_MIN_VERSION = saved;
+  }
+  const url = `wss://127.0.0.1:${port}/`;
+  try {
+    // A client that speaks at most TLS 1.1 is refused during the TLS handshake.
+    await assert.rejects(connect(url, { tls: { ca: cert, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' } }), (error: NodeJS.ErrnoException) => {
+      assert.match(`${error.code} ${error.message}`, /EPROTO.*(protocol version|unsupported protocol)|ECONNRESET/i);
+      return true;
+    });
+    // Without ca: refused, unless the client opts out of verification explicitly.
+    await assert.rejects(connect(url), (error: NodeJS.ErrnoException) => /SELF_SIGNED/.test(String(error.code)));
+    assert.equal(await firstMessage(url, { tls: { rejectUnauthorized: false } }), 'ok');
+  } finally {
+    await server.close();
+  }
+});

@@ -829,9 +829,13 @@ describe('with a negotiated codec (RFC 7692 §6)', () => {
     readonly outboundContextTakeover = false;
     readonly shareKey = 'fake';
     calls: Array<[string, boolean, number]> = [];
+    /** Output of the current message: `maxSize` bounds the whole message (MessageCodec contract). */
+    private output = 0;
     decompress(data: Uint8Array, fin: boolean, maxSize: number): Uint8Array {
       this.calls.push([text(data), fin, maxSize]);
-      if (data.length > maxSize) throw new ProtocolError('ERR_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, 'too big');
+      this.output += data.length;
+      if (this.output > maxSize) throw new ProtocolError('ERR_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, 'too big');
+      if (fin) this.output = 0;
       return data.slice();
     }
     compress(data: Uint8Array): Uint8Array {
@@ -846,7 +850,7 @@ describe('with a negotiated codec (RFC 7692 §6)', () => {
     assert.deepEqual(messages(q.take()), [['abcd', false]]);
     assert.deepEqual(codec.calls, [
       ['ab', false, 100],
-      ['cd', true, 98],
+      ['cd', true, 100], // the whole message's limit: the codec counts its own output
     ]);
   });
   test('uncompressed messages bypass the codec', () => {

@@ -1,0 +1,320 @@
+/**
+ * Configuration of `duplex serve`: defaults, then a JSON file, then `DUPLEX_*` environment
+ * variables, then flags (each layer wins over the ones before). Everything is validated before
+ * anything starts, and a bad value is a `ConfigError` that says which key, where it came from,
+ * and what was expected (the CLI exits with 2).
+ */
+import { readFileSync } from 'node:fs';
+import { createPublicKey } from 'node:crypto';
+import { resolve } from 'node:path';
+
+/** A configuration value that cannot be used. The CLI prints it and exits with 2. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** The validated configuration of a `duplex serve` process. */
+export interface ServeConfig {
+  port: number;
+  host: string;
+  /** Certificate and key file paths: serve `https://` and `wss://`. */
+  tls: { cert: string; key: string } | undefined;
+  /** Origins allowed to open a WebSocket (undefined: no check). */
+  allowedOrigins: string[] | undefined;
+  auth: {
+    /** HS256 secret (at least 32 characters). */
+    secret: string | undefined;
+    /** Path of a PEM public key (RS256/ES256). */
+    publicKey: string | undefined;
+    /** Admit connections without a token. Unsafe for production. */
+    anonymous: boolean;
+    issuer: string | undefined;
+    audience: string | undefined;
+  };
+  limits: {
+    /** Largest WebSocket message, bytes. */
+    maxMessageSize: number;
+    /** Largest hub request, bytes. */
+    maxHubMessageSize: number;
+    maxConnections: number | undefined;
+    maxSubscriptions: number;
+    maxBufferedAmount: number;
+    slowConsumer: 'close' | 'drop';
+    /** Close connections silent for this long, ms (0: never). */
+    idleTimeout: number;
+  };
+  history: {
+    /** Publications kept per topic. */
+    size: number;
+    /** How long they are kept, ms. */
+    ttl: number;
+    /** Topics starting with one of these keep no history (typing indicators and the like). */
+    ephemeralPrefixes: string[];
+  };
+  /** 'memory', or a redis://, rediss:// or nats:// URL. */
+  broker: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  jsonLogs: boolean;
+  /** Run the simulated ticker feed of the dashboard demo. */
+  demoFeed: boolean;
+  /** Serve the demo apps and the browser client. */
+  apps: boolean;
+}
+
+/** The defaults: a demo server on loopback, anonymous, in-memory broker. */
+export function defaultConfig(): ServeConfig {
+  return {
+    port: 8080,
+    host: '127.0.0.1',
+    tls: undefined,
+    allowedOrigins: undefined,
+    auth: { secret: undefined, publicKey: undefined, anonymous: false, issuer: undefined, audience: undefined },
+    limits: {
+      maxMessageSize: 1024 * 1024,
+      maxHubMessageSize: 64 * 1024,
+      maxConnections: undefined,
+      maxSubscriptions: 1000,
+      maxBufferedAmount: 4 * 1024 * 1024,
+      slowConsumer: 'close',
+      idleTimeout: 0,
+    },
+    history: { size: 100, ttl: 5 * 60_000, ephemeralPrefixes: ['typing:'] },
+    broker: 'memory',
+    logLevel: 'info',
+    jsonLogs: false,
+    demoFeed: true,
+    apps: true,
+  };
+}
+
+/** Where a value came from, for error messages. */
+type Source = string;
+
+type Kind = 'port' | 'int' | 'nonneg' | 'string' | 'bool' | 'strings' | 'level' | 'policy';
+interface Field {
+  readonly path: readonly string[];
+  readonly kind: Kind;
+  readonly env?: string;
+  readonly flag?: string;
+}
+
+/** Every configuration key: its place in the file, its environment variable and its flag. */
+const FIELDS: readonly Field[] = [
+  { path: ['port'], kind: 'port', env: 'DUPLEX_PORT', flag: 'port' },
+  { path: ['host'], kind: 'string', env: 'DUPLEX_HOST', flag: 'host' },
+  { path: ['tls', 'cert'], kind: 'string', env: 'DUPLEX_TLS_CERT', flag: 'tls-cert' },
+  { path: ['tls', 'key'], kind: 'string', env: 'DUPLEX_TLS_KEY', flag: 'tls-key' },
+  { path: ['allowedOrigins'], kind: 'strings', env: 'DUPLEX_ALLOWED_ORIGINS', flag: 'allowed-origin' },
+  { path: ['auth', 'secret'], kind: 'string', env: 'DUPLEX_AUTH_SECRET' },
+  { path: ['auth', 'publicKey'], kind: 'string', env: 'DUPLEX_AUTH_PUBLIC_KEY', flag: 'auth-public-key' },
+  { path: ['auth', 'anonymous'], kind: 'bool', env: 'DUPLEX_AUTH_ANONYMOUS', flag: 'anonymous' },
+  { path: ['auth', 'issuer'], kind: 'string', env: 'DUPLEX_AUTH_ISSUER' },
+  { path: ['auth', 'audience'], kind: 'string', env: 'DUPLEX_AUTH_AUDIENCE' },
+  { path: ['limits', 'maxMessageSize'], kind: 'int', env: 'DUPLEX_MAX_MESSAGE_SIZE', flag: 'max-message-size' },
+  { path: ['limits', 'maxHubMessageSize'], kind: 'int', env: 'DUPLEX_MAX_HUB_MESSAGE_SIZE' },
+  { path: ['limits', 'maxConnections'], kind: 'int', env: 'DUPLEX_MAX_CONNECTIONS', flag: 'max-connections' },
+  { path: ['limits', 'maxSubscriptions'], kind: 'int', env: 'DUPLEX_MAX_SUBSCRIPTIONS' },
+  { path: ['limits', 'maxBufferedAmount'], kind: 'int', env: 'DUPLEX_MAX_BUFFERED_AMOUNT' },
+  { path: ['limits', 'slowConsumer'], kind: 'policy', env: 'DUPLEX_SLOW_CONSUMER' },
+  { path: ['limits', 'idleTimeout'], kind: 'nonneg', env: 'DUPLEX_IDLE_TIMEOUT' },
+  { path: ['history', 'size'], kind: 'nonneg', env: 'DUPLEX_HISTORY_SIZE', flag: 'history-size' },
+  { path: ['history', 'ttl'], kind: 'nonneg', env: 'DUPLEX_HISTORY_TTL', flag: 'history-ttl' },
+  { path: ['history', 'ephemeralPrefixes'], kind: 'strings', env: 'DUPLEX_HISTORY_EPHEMERAL_PREFIXES' },
+  { path: ['broker'], kind: 'string', env: 'DUPLEX_BROKER', flag: 'broker' },
+  { path: ['logLevel'], kind: 'level', env: 'DUPLEX_LOG_LEVEL', flag: 'log-level' },
+  { path: ['jsonLogs'], kind: 'bool', env: 'DUPLEX_JSON_LOGS', flag: 'json-logs' },
+  { path: ['demoFeed'], kind: 'bool', env: 'DUPLEX_DEMO_FEED' },
+  { path: ['apps'], kind: 'bool', env: 'DUPLEX_APPS' },
+];
+
+/** The environment variables `duplex serve` reads (for the docs and the usage text). */
+export const ENV_VARIABLES = ['DUPLEX_CONFIG', ...FIELDS.flatMap((f) => (f.env ? [f.env] : []))];
+
+const SECTIONS = new Set(['tls', 'auth', 'limits', 'history']);
+
+function keyName(path: readonly string[]): string {
+  return path.join('.');
+}
+
+/** Convert one raw value (JSON from the file; a string from env or flags) to its kind, or throw. */
+function convert(field: Field, raw: unknown, source: Source): unknown {
+  const where = `${keyName(field.path)} (from ${source})`;
+  const fromText = typeof raw === 'string' && !source.startsWith('config file');
+  switch (field.kind) {
+    case 'port':
+    case 'int':
+    case 'nonneg': {
+      const n = fromText && (raw as string).trim() !== '' ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isInteger(n)) throw new ConfigError(`${where} must be an integer, got ${JSON.stringify(raw)}`);
+      if (field.kind === 'port' && (n < 0 || n > 65535)) throw new ConfigError(`${where} must be a port number from 0 to 65535, got ${n}`);
+      if (field.kind === 'nonneg' && n < 0) throw new ConfigError(`${where} must not be negative, got ${n}`);
+      if (field.kind === 'int' && n < 1) throw new ConfigError(`${where} must be a positive integer, got ${n}`);
+      return n;
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      if (fromText && /^(1|true|yes|on)$/i.test(raw as string)) return true;
+      if (fromText && /^(0|false|no|off)$/i.test(raw as string)) return false;
+      throw new ConfigError(`${where} must be true or false, got ${JSON.stringify(raw)}`);
+    }
+    case 'string':
+      if (typeof raw !== 'string' || raw === '') throw new ConfigError(`${where} must be a non-empty string, got ${JSON.stringify(raw)}`);
+      return raw;
+    case 'strings': {
+      // From the environment or flags: comma-separated.
+      const list: unknown = fromText ? (raw as string).split(',') : raw;
+      if (!Array.isArray(list) || !list.every((s) => typeof s === 'string')) throw new ConfigError(`${where} must be a list of strings, got ${JSON.stringify(raw)}`);
+      return list.map((s: string) => s.trim()).filter((s) => s !== '');
+    }
+    case 'level':
+      if (raw !== 'debug' && raw !== 'info' && raw !== 'warn' && raw !== 'error') throw new ConfigError(`${where} must be one of debug, info, warn, error, got ${JSON.stringify(raw)}`);
+      return raw;
+    case 'policy':
+      if (raw !== 'close' && raw !== 'drop') throw new ConfigError(`${where} must be "close" or "drop", got ${JSON.stringify(raw)}`);
+      return raw;
+  }
+}
+
+function assign(config: ServeConfig, path: readonly string[], value: unknown, set?: Set<string>): void {
+  set?.add(keyName(path));
+  let target = config as unknown as Record<string, unknown>;
+  for (const part of path.slice(0, -1)) {
+    if (target[part] === undefined) target[part] = {};
+    target = target[part] as Record<string, unknown>;
+  }
+  target[path[path.length - 1]!] = value;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Read and check the JSON config file: unknown keys and wrong types are errors. */
+function applyFile(config: ServeConfig, file: string, set: Set<string>): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read the config file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`the config file ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(json)) throw new ConfigError(`the config file ${file} must hold a JSON object`);
+  const source = `config file ${file}`;
+  const known = new Map(FIELDS.map((f) => [keyName(f.path), f]));
+  for (const [key, value] of Object.entries(json)) {
+    if (key === '$schema' || key === '//') continue;
+    if (SECTIONS.has(key)) {
+      if (key === 'tls' && value === null) continue;
+      if (!isObject(value)) throw new ConfigError(`${key} (from ${source}) must be an object`);
+      for (const [sub, subValue] of Object.entries(value)) {
+        const field = known.get(`${key}.${sub}`);
+        if (!field) throw new ConfigError(`unknown key "${key}.${sub}" in ${source} (known ${key} keys: ${FIELDS.filter((f) => f.path[0] === key).map((f) => f.path[1]).join(', ')})`);
+        if (subValue === null) continue;
+        assign(config, field.path, convert(field, subValue, source), set);
+      }
+      continue;
+    }
+    const field = known.get(key);
+    if (!field) throw new ConfigError(`unknown key "${key}" in ${source} (known keys: ${[...new Set(FIELDS.map((f) => f.path[0]))].join(', ')})`);
+    if (value === null) continue;
+    assign(config, field.path, convert(field, value, source), set);
+  }
+}
+
+/** Flags, as parsed by `node:util` parseArgs. */
+export type ServeFlags = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
+/**
+ * Build the configuration from the defaults, the config file (`--config`, else `DUPLEX_CONFIG`),
+ * the environment and the flags, and validate it.
+ * @throws ConfigError for anything that cannot be used.
+ */
+export function loadConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): ServeConfig {
+  const config = defaultConfig();
+  const set = new Set<string>();
+  const file = typeof flags.config === 'string' ? flags.config : env.DUPLEX_CONFIG;
+  if (file !== undefined && file !== '') applyFile(config, resolve(file), set);
+  for (const field of FIELDS) {
+    if (field.env === undefined) continue;
+    const raw = env[field.env];
+    if (raw === undefined || raw === '') continue;
+    assign(config, field.path, convert(field, raw, `environment variable ${field.env}`), set);
+  }
+  for (const field of FIELDS) {
+    if (field.flag === undefined) continue;
+    const raw = flags[field.flag];
+    if (raw === undefined) continue;
+    const value = Array.isArray(raw) ? raw.join(',') : raw;
+    assign(config, field.path, convert(field, typeof value === 'boolean' ? value : String(value), `flag --${field.flag}`), set);
+  }
+  validate(config, set);
+  return config;
+}
+
+function readable(path: string, what: string): void {
+  try {
+    readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`${what} ${path} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+/** Checks that involve more than one key, or the file system. */
+function validate(config: ServeConfig, set: ReadonlySet<string>): void {
+  const tls = config.tls as Partial<ServeConfig['tls'] & object> | undefined;
+  if (tls !== undefined) {
+    if (tls.cert === undefined && tls.key === undefined) {
+      config.tls = undefined;
+    } else {
+      if (tls.cert === undefined) throw new ConfigError('tls.key is set but tls.cert is not: give both (PEM files)');
+      if (tls.key === undefined) throw new ConfigError('tls.cert is set but tls.key is not: give both (PEM files)');
+      readable(tls.cert, 'tls.cert: the certificate file');
+      readable(tls.key, 'tls.key: the key file');
+    }
+  }
+  const auth = config.auth;
+  if (auth.secret !== undefined && auth.publicKey !== undefined) throw new ConfigError('auth: give either secret (HS256) or publicKey (RS256/ES256), not both');
+  if (auth.secret !== undefined && auth.secret.length < 32) throw new ConfigError('auth.secret must be at least 32 characters long (use e.g. `openssl rand -hex 32`)');
+  if (auth.publicKey !== undefined) {
+    readable(auth.publicKey, 'auth.publicKey: the public key file');
+    try {
+      createPublicKey(readFileSync(auth.publicKey, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`auth.publicKey: ${auth.publicKey} is not a PEM public key: ${(error as Error).message}`);
+    }
+  }
+  // With no way to verify tokens, the server is the anonymous demo server unless told otherwise.
+  if (auth.secret === undefined && auth.publicKey === undefined) {
+    if (!auth.anonymous && set.has('auth.anonymous')) {
+      throw new ConfigError('auth: anonymous is false but neither auth.secret nor auth.publicKey is set: nobody could connect');
+    }
+    auth.anonymous = true;
+  }
+  if (!/^(memory|(redis|rediss|nats):\/\/.+)$/.test(config.broker)) {
+    throw new ConfigError(`broker must be "memory", "redis://host:port", "rediss://…" or "nats://host:port", got ${JSON.stringify(config.broker)}`);
+  }
+  if (config.broker !== 'memory') {
+    try {
+      new URL(config.broker);
+    } catch {
+      throw new ConfigError(`broker ${JSON.stringify(config.broker)} is not a valid URL`);
+    }
+  }
+  if (config.allowedOrigins !== undefined) {
+    for (const origin of config.allowedOrigins) {
+      let url: URL;
+      try {
+        url = new URL(origin);
+      } catch {
+        throw new ConfigError(`allowedOrigins: ${JSON.stringify(origin)} is not an origin (like https://app.example.com)`);
+      }
+      if (url.origin !== origin.replace(/\/$/, '')) throw new ConfigError(`allowedOrigins: ${JSON.stringify(origin)} is not an origin: scheme, host and port only (${url.origin})`);
+    }
+  }
+  if (config.limits.maxMessageSize > 2 ** 31) throw new ConfigError('limits.maxMessageSize must be at most 2 GiB');
+}
