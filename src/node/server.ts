@@ -581,7 +581,7 @@ export class WebSocketServer<Data = undefined> {
     socket.off('error', destroySocket);
     socket.write(response);
     const ws = new WebSocket<unknown>(socket as Socket, {
-      ...route.settings,
+      settings: route.settings,
       side: 'server',
       handlers: route.handlers,
       data,

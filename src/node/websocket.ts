@@ -109,6 +109,11 @@ export interface WebSocketOptions<Data = unknown> extends ConnectionSettings {
   logger?: Logger;
   /** Identifies the connection in log lines. */
   id?: string;
+  /**
+   * Settings shared by many connections (a route's): read from this object instead of the
+   * options' own fields, and resolved once for all of them.
+   */
+  settings?: ConnectionSettings;
   /** Counters to add this connection's traffic to (e.g. a server's statistics). */
   counters?: TrafficCounters;
 }
@@ -186,6 +191,54 @@ export const DEFAULT_SETTINGS = {
   maxBufferedAmount: 4 * 1024 * 1024,
   maxQueuedMessages: 16,
 } as const;
+
+/** `ConnectionSettings` with every default applied. */
+interface ResolvedSettings {
+  readonly maxMessageSize: number | undefined;
+  readonly textAsBuffer: boolean;
+  readonly closeTimeout: number;
+  readonly pingInterval: number;
+  readonly pingTimeout: number;
+  readonly idleTimeout: number;
+  readonly highWaterMark: number;
+  readonly lowWaterMark: number;
+  readonly maxBufferedAmount: number;
+  readonly dropSlow: boolean;
+  readonly maxQueuedMessages: number;
+  /** Token bucket of `messageRate`, in messages per ms (0: no limit). */
+  readonly rate: number;
+  readonly burst: number;
+  readonly dropOverRate: boolean;
+}
+
+/** Resolved settings by settings object: a route's connections share one (no per-connection copies). */
+const resolvedSettings = new WeakMap<ConnectionSettings, ResolvedSettings>();
+
+function resolveSettings(settings: ConnectionSettings): ResolvedSettings {
+  let resolved = resolvedSettings.get(settings);
+  if (resolved) return resolved;
+  const limit = settings.messageRate;
+  if (limit !== undefined && !(limit.perSecond > 0)) throw new RangeError(`messageRate.perSecond must be > 0, got ${limit.perSecond}`);
+  const highWaterMark = settings.highWaterMark ?? DEFAULT_SETTINGS.highWaterMark;
+  resolved = {
+    maxMessageSize: settings.maxMessageSize,
+    textAsBuffer: settings.textAsBuffer ?? false,
+    closeTimeout: settings.closeTimeout ?? DEFAULT_SETTINGS.closeTimeout,
+    pingInterval: settings.pingInterval ?? DEFAULT_SETTINGS.pingInterval,
+    pingTimeout: settings.pingTimeout ?? DEFAULT_SETTINGS.pingTimeout,
+    idleTimeout: settings.idleTimeout ?? DEFAULT_SETTINGS.idleTimeout,
+    highWaterMark,
+    lowWaterMark: Math.min(settings.lowWaterMark ?? DEFAULT_SETTINGS.lowWaterMark, highWaterMark),
+    maxBufferedAmount: settings.maxBufferedAmount ?? DEFAULT_SETTINGS.maxBufferedAmount,
+    dropSlow: settings.slowConsumer === 'drop',
+    maxQueuedMessages: Math.max(1, settings.maxQueuedMessages ?? DEFAULT_SETTINGS.maxQueuedMessages),
+    rate: limit ? limit.perSecond / 1000 : 0,
+    burst: limit ? Math.max(1, limit.burst ?? limit.perSecond) : 0,
+    dropOverRate: limit?.onExceed === 'drop',
+  };
+  resolvedSettings.set(settings, resolved);
+  return resolved;
+}
 
 const kWebSocket = Symbol('duplex.websocket');
 type BoundSocket = Socket & { [kWebSocket]?: WebSocket<unknown> };
@@ -286,20 +339,8 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
   private readonly handlers: WebSocketHandlers<Data>;
   private readonly logger: Logger;
   private readonly counters: TrafficCounters | undefined;
-  private readonly textAsBuffer: boolean;
-  private readonly closeTimeout: number;
-  private readonly pingInterval: number;
-  private readonly pingTimeout: number;
-  private readonly idleTimeout: number;
-  private readonly highWaterMark: number;
-  private readonly lowWaterMark: number;
-  private readonly maxBufferedAmount: number;
-  private readonly dropSlow: boolean;
-  private readonly maxQueuedMessages: number;
-  /** Token bucket of `messageRate` (rate 0: no limit). */
-  private readonly rate: number;
-  private readonly burst: number;
-  private readonly dropOverRate: boolean;
+  /** The connection's settings, resolved once per settings object (shared by a route's connections). */
+  private readonly cfg: ResolvedSettings;
   private tokens = 0;
   private tokensAt = 0;
 
@@ -328,26 +369,12 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
     this.logger = options.logger ?? silentLogger;
     this.counters = options.counters;
     this.id = options.id ?? String(nextId++);
-    this.textAsBuffer = options.textAsBuffer ?? false;
-    this.closeTimeout = options.closeTimeout ?? DEFAULT_SETTINGS.closeTimeout;
-    this.pingInterval = options.pingInterval ?? DEFAULT_SETTINGS.pingInterval;
-    this.pingTimeout = options.pingTimeout ?? DEFAULT_SETTINGS.pingTimeout;
-    this.idleTimeout = options.idleTimeout ?? DEFAULT_SETTINGS.idleTimeout;
-    this.highWaterMark = options.highWaterMark ?? DEFAULT_SETTINGS.highWaterMark;
-    this.lowWaterMark = Math.min(options.lowWaterMark ?? DEFAULT_SETTINGS.lowWaterMark, this.highWaterMark);
-    this.maxBufferedAmount = options.maxBufferedAmount ?? DEFAULT_SETTINGS.maxBufferedAmount;
-    this.dropSlow = options.slowConsumer === 'drop';
-    this.maxQueuedMessages = Math.max(1, options.maxQueuedMessages ?? DEFAULT_SETTINGS.maxQueuedMessages);
+    this.cfg = resolveSettings(options.settings ?? options);
     if (!this.handlers.message) this.queue = [];
-    const limit = options.messageRate;
-    if (limit !== undefined && !(limit.perSecond > 0)) throw new RangeError(`messageRate.perSecond must be > 0, got ${limit.perSecond}`);
-    this.rate = limit ? limit.perSecond / 1000 : 0;
-    this.burst = limit ? Math.max(1, limit.burst ?? limit.perSecond) : 0;
-    this.dropOverRate = limit?.onExceed === 'drop';
-    this.tokens = this.burst;
+    this.tokens = this.cfg.burst;
     this.tokensAt = performance.now();
     this.connection = new Connection(
-      { side: options.side, codec: options.codec, maxMessageSize: options.maxMessageSize, validateUtf8: isUtf8 },
+      { side: options.side, codec: options.codec, maxMessageSize: this.cfg.maxMessageSize, validateUtf8: isUtf8 },
       this,
     );
     (socket as BoundSocket)[kWebSocket] = this as unknown as WebSocket<unknown>;
@@ -358,8 +385,8 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
     socket.on('close', onSocketClose);
     socket.on('error', onSocketError);
     socket.on('drain', onSocketDrain);
-    const timers = [this.pingInterval, this.pingTimeout, this.idleTimeout].filter((t) => t > 0);
-    if (this.pingInterval > 0 || this.idleTimeout > 0) heartbeat.add(this, Math.min(...timers) / 4);
+    const timers = [this.cfg.pingInterval, this.cfg.pingTimeout, this.cfg.idleTimeout].filter((t) => t > 0);
+    if (this.cfg.pingInterval > 0 || this.cfg.idleTimeout > 0) heartbeat.add(this, Math.min(...timers) / 4);
   }
 
   /** Start delivering events: call `open`, then feed bytes that arrived with the handshake. */
@@ -516,14 +543,14 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
 
   /** @internal */
   onMessage(data: Uint8Array, binary: boolean): void {
-    if (this.rate !== 0 && !this.takeToken()) return;
+    if (this.cfg.rate !== 0 && !this.takeToken()) return;
     this.lastActivity = heartbeat.now;
     if (this.counters) {
       this.counters.messagesIn++;
       this.counters.bytesIn += data.length;
     }
     const buffer = asBuffer(data);
-    const message = binary || this.textAsBuffer ? buffer : buffer.toString('utf8');
+    const message = binary || this.cfg.textAsBuffer ? buffer : buffer.toString('utf8');
     if (this.handlers.message) this.invoke('message', this.handlers.message, message, binary);
     const queue = this.queue;
     if (!queue) return;
@@ -534,7 +561,7 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
       return;
     }
     queue.push(message);
-    if (queue.length >= this.maxQueuedMessages && !this.readPaused) {
+    if (queue.length >= this.cfg.maxQueuedMessages && !this.readPaused) {
       this.readPaused = true;
       this.socket.pause();
     }
@@ -544,14 +571,14 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
   onPing(data: Uint8Array): void {
     // The engine queued a pong: a peer that pings without reading would grow our send buffer,
     // so pongs count against the same ceiling as sends (slow-consumer close, 1008).
-    if (this.socket.writableLength >= this.maxBufferedAmount && !this.connection.closing) {
+    if (this.socket.writableLength >= this.cfg.maxBufferedAmount && !this.connection.closing) {
       if (this.counters) this.counters.dropped++;
       this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.socket.writableLength }, 'slow consumer (pongs not read): closing with 1008');
       this.connection.fail(CloseCode.PolicyViolation, 'slow consumer');
       this.armCloseTimer();
       return;
     }
-    if (this.rate !== 0 && !this.takeToken()) return;
+    if (this.cfg.rate !== 0 && !this.takeToken()) return;
     if (this.handlers.ping) this.invoke('ping', this.handlers.ping, asBuffer(data), undefined);
   }
 
@@ -576,18 +603,18 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
 
   /** @internal Keepalive and idle checks, on the shared heartbeat. */
   beat(now: number): void {
-    if (this.pingSentAt !== 0 && this.pingTimeout > 0 && now - this.pingSentAt >= this.pingTimeout) {
+    if (this.pingSentAt !== 0 && this.cfg.pingTimeout > 0 && now - this.pingSentAt >= this.cfg.pingTimeout) {
       // A dead peer (or a dead network path): release it now rather than at TCP's timeout.
-      this.logger.info({ conn: this.id, remote: this.remoteAddress }, `no pong within ${this.pingTimeout} ms: closing`);
+      this.logger.info({ conn: this.id, remote: this.remoteAddress }, `no pong within ${this.cfg.pingTimeout} ms: closing`);
       this.terminate();
       return;
     }
-    if (this.pingInterval > 0 && this.pingSentAt === 0 && now - this.lastReceived >= this.pingInterval) {
+    if (this.cfg.pingInterval > 0 && this.pingSentAt === 0 && now - this.lastReceived >= this.cfg.pingInterval) {
       this.pingSentAt = now;
       this.ping();
     }
-    if (this.idleTimeout > 0 && now - this.lastActivity >= this.idleTimeout) {
-      this.logger.info({ conn: this.id }, `idle for ${this.idleTimeout} ms: closing`);
+    if (this.cfg.idleTimeout > 0 && now - this.lastActivity >= this.cfg.idleTimeout) {
+      this.logger.info({ conn: this.id }, `idle for ${this.cfg.idleTimeout} ms: closing`);
       this.close(CloseCode.GoingAway, 'idle timeout');
     }
   }
@@ -595,14 +622,14 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
   /** One token of the `messageRate` bucket; false (and the policy applied) when there is none. */
   private takeToken(): boolean {
     const now = performance.now();
-    this.tokens = Math.min(this.burst, this.tokens + (now - this.tokensAt) * this.rate);
+    this.tokens = Math.min(this.cfg.burst, this.tokens + (now - this.tokensAt) * this.cfg.rate);
     this.tokensAt = now;
     if (this.tokens >= 1) {
       this.tokens -= 1;
       return true;
     }
     if (this.counters) this.counters.rateLimited++;
-    if (!this.dropOverRate && !this.connection.closing) {
+    if (!this.cfg.dropOverRate && !this.connection.closing) {
       this.logger.warn({ conn: this.id, remote: this.remoteAddress }, 'over the message rate limit: closing with 1008');
       this.connection.fail(CloseCode.PolicyViolation, 'rate limit');
       this.armCloseTimer();
@@ -640,9 +667,9 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
   /** Whether a message may be queued now: the connection is open and the peer keeps up. */
   private admit(): boolean {
     if (!this.isOpen()) return false;
-    if (this.socket.writableLength < this.maxBufferedAmount) return true;
+    if (this.socket.writableLength < this.cfg.maxBufferedAmount) return true;
     if (this.counters) this.counters.dropped++;
-    if (this.dropSlow) return false;
+    if (this.cfg.dropSlow) return false;
     this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.socket.writableLength }, 'slow consumer: closing with 1008');
     this.connection.fail(CloseCode.PolicyViolation, 'slow consumer');
     this.flush();
@@ -670,7 +697,7 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
     } else {
       this.flush();
     }
-    if (this.socket.writableLength < this.highWaterMark) return true;
+    if (this.socket.writableLength < this.cfg.highWaterMark) return true;
     this.needDrain = true;
     return false;
   }
@@ -704,12 +731,12 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
 
   /** A write completed while a drain was awaited. */
   private written(): void {
-    if (this.socket.writableLength <= this.lowWaterMark) this.drained();
+    if (this.socket.writableLength <= this.cfg.lowWaterMark) this.drained();
   }
 
   private armCloseTimer(): void {
     if (this.closeTimer) return;
-    this.closeTimer = setTimeout(destroyOnTimeout, this.closeTimeout, this.socket);
+    this.closeTimer = setTimeout(destroyOnTimeout, this.cfg.closeTimeout, this.socket);
     this.closeTimer.unref();
   }
 
@@ -717,7 +744,7 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
     const queue = this.queue;
     if (queue && queue.length > 0) {
       const value = queue.shift()!;
-      if (this.readPaused && queue.length <= this.maxQueuedMessages >> 1) this.resumeReading();
+      if (this.readPaused && queue.length <= this.cfg.maxQueuedMessages >> 1) this.resumeReading();
       return Promise.resolve({ done: false, value });
     }
     if (this.closedEmitted || !queue) return Promise.resolve(DONE);

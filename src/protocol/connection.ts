@@ -81,6 +81,16 @@ const NO_CHUNKS: Uint8Array[] = [];
 
 const maskKeys = new MaskKeySource();
 
+/** The masking key of the frame being unmasked, as bytes for `applyMask` (shared: unmasking is synchronous). */
+const MASK_BYTES = new Uint8Array(4);
+function maskBytes(word: number): Uint8Array {
+  MASK_BYTES[0] = word >>> 24;
+  MASK_BYTES[1] = (word >>> 16) & 0xff;
+  MASK_BYTES[2] = (word >>> 8) & 0xff;
+  MASK_BYTES[3] = word & 0xff;
+  return MASK_BYTES;
+}
+
 /** Length of a frame header given its second byte (RFC 6455 §5.2). */
 function headerLength(b1: number): number {
   const len7 = b1 & 0x7f;
@@ -101,23 +111,26 @@ export class Connection {
 
   // Frame parser state.
   private parseState = PARSE_HEADER;
-  private readonly header = new Uint8Array(14);
+  /** Where a header split across chunks is gathered (created on first need). */
+  private header: Uint8Array | undefined;
   private headerHave = 0;
   private fin = false;
   private rsv1 = false;
   private opcode = 0;
   private masked = false;
-  private readonly maskKey = new Uint8Array(4);
+  /** The current frame's masking key as one big-endian word (no typed array per connection). */
+  private maskWord = 0;
   private payloadLength = 0;
   private payloadOffset = 0;
-  private controlParts: Uint8Array[] = [];
+  private controlParts: Uint8Array[] = NO_CHUNKS;
 
   // Message reassembly state (RFC 6455 §5.4).
   private messageOpcode = 0;
   private messageCompressed = false;
   private messageSize = 0;
-  private parts: Uint8Array[] = [];
-  private readonly utf8 = new Utf8Validator();
+  private parts: Uint8Array[] = NO_CHUNKS;
+  /** Incremental UTF-8 state of a text message that arrives in pieces (created on first need). */
+  private utf8: Utf8Validator | undefined;
 
   // Outgoing fragmentation and closing state.
   private sendingFragmented = false;
@@ -306,7 +319,7 @@ export class Connection {
           pos += headerLength(chunk[pos + 1]);
         } else {
           // The header is split across chunks: gather it in `header`.
-          const header = this.header;
+          const header = (this.header ??= new Uint8Array(14));
           if (this.headerHave < 2) {
             header[this.headerHave++] = chunk[pos++];
             if (this.headerHave < 2) continue;
@@ -338,7 +351,7 @@ export class Connection {
           // Fast lane: a whole unfragmented, uncompressed message in this chunk.
           const payload = chunk.subarray(pos, pos + this.payloadLength);
           pos += this.payloadLength;
-          if (this.masked) applyMask(payload, this.maskKey);
+          if (this.masked) applyMask(payload, maskBytes(this.maskWord));
           this.messageOpcode = 0; // the message ends with this frame
           this.deliverWhole(payload);
         } else {
@@ -349,11 +362,12 @@ export class Connection {
         const take = Math.min(this.payloadLength - this.payloadOffset, length - pos);
         const piece = chunk.subarray(pos, pos + take);
         pos += take;
-        if (this.masked) applyMask(piece, this.maskKey, this.payloadOffset);
+        if (this.masked) applyMask(piece, maskBytes(this.maskWord), this.payloadOffset);
         this.payloadOffset += take;
         const last = this.payloadOffset === this.payloadLength;
         if (last) this.parseState = PARSE_HEADER;
         if (isControlOpcode(this.opcode)) {
+          if (this.controlParts === NO_CHUNKS) this.controlParts = [];
           this.controlParts.push(piece);
           if (last) this.endFrame(concat(this.controlParts, this.payloadLength));
         } else {
@@ -422,10 +436,7 @@ export class Connection {
       p += 8;
     }
     if (this.masked) {
-      this.maskKey[0] = src[p];
-      this.maskKey[1] = src[p + 1];
-      this.maskKey[2] = src[p + 2];
-      this.maskKey[3] = src[p + 3];
+      this.maskWord = ((src[p] << 24) | (src[p + 1] << 16) | (src[p + 2] << 8) | src[p + 3]) >>> 0;
     }
     if (length > this.maxFrameSize) {
       throw new ProtocolError('ERR_FRAME_TOO_BIG', CloseCode.MessageTooBig, `frame of ${length} bytes exceeds the limit of ${this.maxFrameSize}`);
@@ -441,7 +452,7 @@ export class Connection {
         throw new ProtocolError('ERR_MESSAGE_TOO_BIG', CloseCode.MessageTooBig, `message exceeds the limit of ${this.maxMessageSize} bytes`);
       }
     } else {
-      this.controlParts = [];
+      this.controlParts = NO_CHUNKS;
     }
   }
 
@@ -461,12 +472,15 @@ export class Connection {
     }
     this.messageSize += data.length;
     // RFC 6455 §8.1 and Autobahn 6.4: validate text as it arrives and fail at the first bad byte.
-    if (this.messageOpcode === Opcode.Text && !this.utf8.write(data)) {
+    if (this.messageOpcode === Opcode.Text && !(this.utf8 ??= new Utf8Validator()).write(data)) {
       throw new ProtocolError('ERR_INVALID_UTF8', CloseCode.InvalidFramePayloadData, 'invalid UTF-8 in a text message');
     }
-    if (data.length > 0) this.parts.push(data);
+    if (data.length > 0) {
+      if (this.parts === NO_CHUNKS) this.parts = [];
+      this.parts.push(data);
+    }
     if (messageEnd) {
-      if (this.messageOpcode === Opcode.Text && !this.utf8.end()) {
+      if (this.messageOpcode === Opcode.Text && !this.utf8!.end()) {
         throw new ProtocolError('ERR_INVALID_UTF8', CloseCode.InvalidFramePayloadData, 'text message ends inside a UTF-8 sequence');
       }
       const binary = this.messageOpcode === Opcode.Binary;
@@ -488,8 +502,8 @@ export class Connection {
     this.messageOpcode = 0;
     this.messageCompressed = false;
     this.messageSize = 0;
-    this.parts = [];
-    this.utf8.reset();
+    this.parts = NO_CHUNKS;
+    this.utf8?.reset();
   }
 
   private receiveControl(opcode: number, payload: Uint8Array): void {

@@ -100,7 +100,21 @@ export function generateKey(random: (n: number) => Uint8Array = randomBytes): st
  * item 5.4). `acceptKey('dGhlIHNhbXBsZSBub25jZQ==')` is `'s3pPLMBiTxaQ9kYGzzhZRbK+xOo='`.
  */
 export function acceptKey(key: string): string {
-  return base64(sha1(new TextEncoder().encode(key + WEBSOCKET_GUID)));
+  return base64(sha1(asciiBytes(key + WEBSOCKET_GUID)));
+}
+
+/** A reused buffer for the ASCII key + GUID (60 bytes for a valid key). */
+const KEY_BYTES = new Uint8Array(128);
+
+/** The bytes of an ASCII string (a base64 key and the GUID are ASCII); UTF-8 for anything longer or wider. */
+function asciiBytes(text: string): Uint8Array {
+  if (text.length > KEY_BYTES.length) return new TextEncoder().encode(text);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) return new TextEncoder().encode(text);
+    KEY_BYTES[i] = code;
+  }
+  return KEY_BYTES.subarray(0, text.length);
 }
 
 /** Whether `key` is a valid `Sec-WebSocket-Key`: base64 that decodes to 16 bytes. */

@@ -18,6 +18,13 @@ const K3 = 0xca62c1d6;
 const W = new Uint32Array(80);
 
 /**
+ * A reused padding buffer for short inputs (a handshake key is 60 bytes): a fresh typed array
+ * per call, with a DataView over its buffer, costs a malloc'd backing store per handshake.
+ */
+const SCRATCH = new Uint8Array(128);
+const SCRATCH_VIEW = new DataView(SCRATCH.buffer);
+
+/**
  * The SHA-1 digest of `data`.
  *
  * @param data - the bytes to hash; any length up to 2^53 − 1 bytes.
@@ -27,10 +34,12 @@ export function sha1(data: Uint8Array): Uint8Array {
   // FIPS 180-4 §5.1.1: append 0x80, pad with zeros to 56 mod 64, then the bit length as 64 bits.
   const length = data.length;
   const paddedLength = (((length + 8) >>> 6) + 1) << 6;
-  const block = new Uint8Array(paddedLength);
+  const reuse = paddedLength <= SCRATCH.length;
+  const block = reuse ? SCRATCH : new Uint8Array(paddedLength);
+  if (reuse) SCRATCH.fill(0, 0, paddedLength);
   block.set(data);
   block[length] = 0x80;
-  const view = new DataView(block.buffer);
+  const view = reuse ? SCRATCH_VIEW : new DataView(block.buffer);
   // The bit length can exceed 2^32: split it without losing the high bits to 32-bit shifts.
   view.setUint32(paddedLength - 8, Math.floor(length / 0x20000000), false);
   view.setUint32(paddedLength - 4, (length << 3) >>> 0, false);
@@ -86,12 +95,15 @@ export function sha1(data: Uint8Array): Uint8Array {
     h4 = (h4 + e) | 0;
   }
 
+  // Written byte by byte: touching `digest.buffer` would move it off the V8 heap.
   const digest = new Uint8Array(20);
-  const out = new DataView(digest.buffer);
-  out.setUint32(0, h0, false);
-  out.setUint32(4, h1, false);
-  out.setUint32(8, h2, false);
-  out.setUint32(12, h3, false);
-  out.setUint32(16, h4, false);
+  const words = [h0, h1, h2, h3, h4];
+  for (let i = 0; i < 5; i++) {
+    const word = words[i]!;
+    digest[i * 4] = word >>> 24;
+    digest[i * 4 + 1] = (word >>> 16) & 0xff;
+    digest[i * 4 + 2] = (word >>> 8) & 0xff;
+    digest[i * 4 + 3] = word & 0xff;
+  }
   return digest;
 }
