@@ -27,8 +27,8 @@ import type { Parsed } from './main.js';
 /** The package's folders, found from this compiled file (dist/src/cli/serve.js). */
 const DIST_SRC = fileURLToPath(new URL('../', import.meta.url));
 const APPS = fileURLToPath(new URL('../../../apps/', import.meta.url));
-/** The compiled modules a browser may load from `/duplex/` (the client and its one import). */
-const CLIENT_FILES = new Set(['browser/client.js', 'browser/client.js.map', 'hub/wire.js', 'hub/wire.js.map']);
+/** The compiled modules a browser may load from `/duplex/` (the client and its imports). */
+const CLIENT_FILES = new Set(['browser/client.js', 'browser/client.js.map', 'hub/client-core.js', 'hub/client-core.js.map', 'hub/wire.js', 'hub/wire.js.map']);
 /** `/duplex/client.js`: a stable URL for pages; it re-exports the compiled client next to it. */
 const CLIENT_ENTRY = "// duplex browser client: see /duplex/browser/client.js\nexport * from './browser/client.js';\n";
 /** The dashboard demo's feed. */
