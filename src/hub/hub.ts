@@ -326,7 +326,11 @@ export class Hub<User extends HubIdentity = HubIdentity> {
         corkLoopPass();
         this.onPublication(publication);
       },
-      onPresence: (event) => this.onPresence(event),
+      onPresence: (event) => {
+        // A burst of joins and leaves reaches each subscriber in one write per loop pass too.
+        corkLoopPass();
+        this.onPresence(event);
+      },
       onReconnect: () => this.onBrokerReconnect(),
       onState: (state) => this.logger.info({ node: this.nodeId, broker: this.broker.name, state }, `broker ${state}`),
     };
