@@ -2,7 +2,7 @@
 // alternating (A B A B …) over several rounds, server pinned to CPU 0 and load to CPU 1 when
 // `taskset` exists. Prints one table of medians and same-run ratios (min–max over rounds).
 //
-//   WSLOAD=/tmp/wsload npm run bench:load [-- --rounds 3 --seconds 5 --only echo64,idle10k --json --out results.json]
+//   WSLOAD=/tmp/wsload npm run bench [-- --rounds 3 --seconds 5 --only echo64,idle10k --json --out results.json]
 //
 // Build wsload first: cc -O2 -Wall -o /tmp/wsload <path to shared>/wsload/wsload.c
 //
