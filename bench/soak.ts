@@ -35,14 +35,13 @@
 // larger). The slope over the second half (per minute) is reported too. Exit status 0 when
 // flat, 1 when something grew, 2 when the run itself failed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
 import { readdirSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { WebSocketServer } from '../src/index.js';
+import { MaskKeySource, Opcode, WebSocketServer, encodeFrame } from '../src/index.js';
 import { Hub } from '../src/hub/index.js';
 import { openWebSocket, parseTarget } from '../src/cli/bench-handshake.js';
 
@@ -259,32 +258,18 @@ async function serverRole(): Promise<void> {
 
 // ---- role: load -----------------------------------------------------------------------------------
 
-/** A masked client frame (RFC 6455 §5.3: every client frame is masked). */
-function clientFrame(opcode: number, payload: Buffer): Buffer {
-  const length = payload.length;
-  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(headerLength + 4 + length);
-  frame[0] = 0x80 | opcode;
-  if (length < 126) {
-    frame[1] = 0x80 | length;
-  } else if (length < 65536) {
-    frame[1] = 0x80 | 126;
-    frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 0x80 | 127;
-    frame.writeBigUInt64BE(BigInt(length), 2);
-  }
-  const mask = frame.subarray(headerLength, headerLength + 4);
-  randomFillSync(mask);
-  for (let i = 0; i < length; i++) frame[headerLength + 4 + i] = payload[i]! ^ mask[i & 3]!;
-  return frame;
+const maskKeys = new MaskKeySource();
+
+/** A masked client frame (RFC 6455 §5.3: every client frame is masked), built by the engine. */
+function clientFrame(opcode: number, payload: Buffer): Uint8Array {
+  return encodeFrame(opcode, payload, { maskKey: maskKeys.next() });
 }
 
-const OP_TEXT = 0x1;
-const OP_BINARY = 0x2;
-const OP_CLOSE = 0x8;
-const OP_PING = 0x9;
-const OP_PONG = 0xa;
+const OP_TEXT = Opcode.Text;
+const OP_BINARY = Opcode.Binary;
+const OP_CLOSE = Opcode.Close;
+const OP_PING = Opcode.Ping;
+const OP_PONG = Opcode.Pong;
 
 /** The byte after `{"type":"` in a hub message: enough to tell the kinds apart. */
 const TYPE_OFFSET = 9;
@@ -336,7 +321,7 @@ async function loadRole(): Promise<void> {
   let nextIndex = 0;
   let stopping = false;
   let ready = false;
-  const closeFrame = (): Buffer => {
+  const closeFrame = (): Uint8Array => {
     const payload = Buffer.alloc(2);
     payload.writeUInt16BE(1000, 0);
     return clientFrame(OP_CLOSE, payload);
