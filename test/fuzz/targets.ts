@@ -35,6 +35,7 @@ import {
   type PerMessageDeflateOptions,
 } from '../../src/protocol/permessage-deflate.js';
 import { createDeflateCodec } from '../../src/node/deflate.js';
+import { join } from '../protocol/engine-helpers.js';
 import { WIRE_LIMITS, jsonDepthExceeds, parseClientRequest, parseServerMessage } from '../../src/hub/wire.js';
 
 /** An invariant broke: the fuzzer reports it with the input. */
@@ -85,17 +86,6 @@ export interface Target<I> {
 
 const INTERESTING = [0x00, 0x01, 0x7d, 0x7e, 0x7f, 0x80, 0x81, 0x88, 0x89, 0x8a, 0xc1, 0xfe, 0xff];
 
-function join(...parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** 1–8 random edits: bit flips, interesting bytes, inserts, deletes, duplicated ranges, splices. */
 export function mutateBytes(input: Uint8Array, rng: Rng, other?: Uint8Array): Uint8Array {
@@ -113,13 +103,13 @@ export function mutateBytes(input: Uint8Array, rng: Rng, other?: Uint8Array): Ui
       case 2: {
         const at = rng.int(n + 1);
         const extra = Uint8Array.from({ length: 1 + rng.int(4) }, () => rng.int(256));
-        bytes = join(bytes.subarray(0, at), extra, bytes.subarray(at));
+        bytes = join([bytes.subarray(0, at), extra, bytes.subarray(at)]);
         break;
       }
       case 3:
         if (n) {
           const at = rng.int(n);
-          bytes = join(bytes.subarray(0, at), bytes.subarray(at + 1 + rng.int(Math.min(16, n))));
+          bytes = join([bytes.subarray(0, at), bytes.subarray(at + 1 + rng.int(Math.min(16, n)))]);
         }
         break;
       case 4: {
@@ -127,11 +117,11 @@ export function mutateBytes(input: Uint8Array, rng: Rng, other?: Uint8Array): Ui
         const from = rng.int(n);
         const piece = bytes.slice(from, from + 1 + rng.int(64));
         const at = rng.int(n + 1);
-        bytes = join(bytes.subarray(0, at), piece, bytes.subarray(at));
+        bytes = join([bytes.subarray(0, at), piece, bytes.subarray(at)]);
         break;
       }
       case 5:
-        if (other && other.length) bytes = join(bytes.subarray(0, rng.int(n + 1)), other.subarray(rng.int(other.length)));
+        if (other && other.length) bytes = join([bytes.subarray(0, rng.int(n + 1)), other.subarray(rng.int(other.length))]);
         break;
       default:
         if (n) bytes = bytes.subarray(0, rng.int(n + 1));
