@@ -70,4 +70,3 @@ export {
   type WHATWGMessageData,
   type WHATWGWebSocketOptions,
 } from './node/whatwg.js';
-export * from './hub/index.js';

@@ -3,10 +3,9 @@
  * here that a library user cannot do.
  */
 import { parseArgs } from 'node:util';
-import { echoCommand } from './echo.js';
-import { connectCommand } from './connect.js';
-import { benchCommand } from './bench.js';
-import { serveCommand } from './serve.js';
+import { MissingPeerDependencyError } from '../node/peer.js';
+// Each command is imported when it runs: `duplex echo` must not load what only `duplex serve` needs
+// (pino, prom-client, the hub), which are optional peer dependencies.
 
 const USAGE = `Usage: duplex <command> [options]
 
@@ -35,9 +34,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'echo':
-        return await echoCommand(parse(rest, { port: { type: 'string' }, host: { type: 'string' }, 'max-message-size': { type: 'string' } }));
+        return await (await import('./echo.js')).echoCommand(parse(rest, { port: { type: 'string' }, host: { type: 'string' }, 'max-message-size': { type: 'string' } }));
       case 'connect':
-        return await connectCommand(
+        return await (await import('./connect.js')).connectCommand(
           parse(rest, {
             echo: { type: 'boolean' },
             header: { type: 'string', multiple: true, short: 'H' },
@@ -47,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
           }),
         );
       case 'serve':
-        return await serveCommand(
+        return await (await import('./serve.js')).serveCommand(
           parse(rest, {
             port: { type: 'string', short: 'p' },
             host: { type: 'string' },
@@ -67,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
           }),
         );
       case 'bench':
-        return await benchCommand(
+        return await (await import('./bench.js')).benchCommand(
           parse(rest, {
             mode: { type: 'string', short: 'm' },
             connections: { type: 'string', short: 'c' },
@@ -94,6 +93,11 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof UsageError) {
       process.stderr.write(`duplex ${command}: ${error.message}\n\n${USAGE}`);
       return 2;
+    }
+    if (error instanceof MissingPeerDependencyError) {
+      // e.g. `duplex serve` without pino: say what to install, without a stack trace.
+      process.stderr.write(`duplex ${command}: ${error.message}\n`);
+      return 1;
     }
     throw error;
   }

@@ -3,7 +3,11 @@
  * global one, so two servers in one process do not share counters), filled at scrape time from
  * `server.stats()`, `hub.stats()` and the broker's state — nothing is counted on a hot path.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry as RegistryType } from 'prom-client';
+import { requirePeer } from '../node/peer.js';
+
+// prom-client is an optional peer dependency of duplex-ws: only `duplex serve` needs it.
+const { Counter, Gauge, Registry, collectDefaultMetrics } = requirePeer<typeof import('prom-client')>('prom-client', 'duplex serve');
 import type { ServerStats } from '../node/server.js';
 import type { HubStats } from '../hub/hub.js';
 
@@ -41,7 +45,7 @@ export const METRIC_NAMES = [
 ] as const;
 
 /** A counter set from a total read at scrape time. */
-function counter(registry: Registry, name: string, help: string, read: () => number): void {
+function counter(registry: RegistryType, name: string, help: string, read: () => number): void {
   new Counter({
     name,
     help,
@@ -54,7 +58,7 @@ function counter(registry: Registry, name: string, help: string, read: () => num
 }
 
 /** A counter with one label, set from a record of totals. */
-function labelled(registry: Registry, name: string, help: string, label: string, read: () => Record<string, number>): void {
+function labelled(registry: RegistryType, name: string, help: string, label: string, read: () => Record<string, number>): void {
   new Counter({
     name,
     help,
@@ -67,7 +71,7 @@ function labelled(registry: Registry, name: string, help: string, label: string,
   });
 }
 
-function gauge(registry: Registry, name: string, help: string, read: () => number, labels?: () => Record<string, string>): void {
+function gauge(registry: RegistryType, name: string, help: string, read: () => number, labels?: () => Record<string, string>): void {
   new Gauge({
     name,
     help,
@@ -85,7 +89,7 @@ function gauge(registry: Registry, name: string, help: string, read: () => numbe
 }
 
 /** A Registry with duplex's metrics (and Node's process metrics, prefixed `duplex_process_`/`duplex_nodejs_`). */
-export function createMetrics(sources: MetricSources): Registry {
+export function createMetrics(sources: MetricSources): RegistryType {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'duplex_' });
   const s = sources.server;

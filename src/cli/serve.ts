@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { pino, type DestinationStream } from 'pino';
+import type { DestinationStream } from 'pino';
+import { requirePeer } from '../node/peer.js';
 import { WebSocketServer, requestInfo } from '../node/server.js';
 import type { Logger } from '../node/logger.js';
 import { HandshakeError } from '../protocol/errors.js';
@@ -24,11 +25,14 @@ import { createMetrics } from './metrics.js';
 import { SECURITY_HEADERS, sendText, serveStatic } from './static.js';
 import type { Parsed } from './main.js';
 
+// pino is an optional peer dependency of duplex-ws: only `duplex serve` needs it.
+const { pino } = requirePeer<typeof import('pino')>('pino', 'duplex serve');
+
 /** The package's folders, found from this compiled file (dist/src/cli/serve.js). */
 const DIST_SRC = fileURLToPath(new URL('../', import.meta.url));
 const APPS = fileURLToPath(new URL('../../../apps/', import.meta.url));
 /** The compiled modules a browser may load from `/duplex/` (the client and its imports). */
-const CLIENT_FILES = new Set(['browser/client.js', 'browser/client.js.map', 'hub/client-core.js', 'hub/client-core.js.map', 'hub/wire.js', 'hub/wire.js.map']);
+const CLIENT_FILES = new Set(['browser/client.js', 'hub/client-core.js', 'hub/wire.js']);
 /** `/duplex/client.js`: a stable URL for pages; it re-exports the compiled client next to it. */
 const CLIENT_ENTRY = "// duplex browser client: see /duplex/browser/client.js\nexport * from './browser/client.js';\n";
 /** The dashboard demo's feed. */

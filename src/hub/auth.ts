@@ -4,7 +4,8 @@
  * (RS256, ES256). `sub` becomes the user id; an optional `info` claim is shown in presence.
  */
 import { createPublicKey, type JsonWebKey as NodeJwk, type KeyObject } from 'node:crypto';
-import { errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import type { JWK, JWTPayload } from 'jose';
+import { assertPeerInstalled, importPeer } from '../node/peer.js';
 import type { Json } from './broker.js';
 
 /** Who a hub connection is: its user id (absent for anonymous connections) and what others see of it. */
@@ -67,8 +68,10 @@ function resolveKey(options: JwtOptions): { key: Uint8Array | KeyObject; algorit
  * A verifier for JWTs: checks the signature, `exp` (required unless `requireExp: false`),
  * `nbf`, and `iss`/`aud` when configured; requires `sub`. Its identity is `{ id: sub, info }`.
  * @throws TypeError at creation for an unusable configuration.
+ * @throws MissingPeerDependencyError when the `jose` package is not installed.
  */
 export function createJwtVerifier(options: JwtOptions): TokenVerifier<HubIdentity> {
+  assertPeerInstalled('jose', JOSE_FEATURE);
   const { key, algorithms } = resolveKey(options);
   const verifyOptions = {
     algorithms,
@@ -78,11 +81,12 @@ export function createJwtVerifier(options: JwtOptions): TokenVerifier<HubIdentit
     requiredClaims: options.requireExp === false ? ['sub'] : ['sub', 'exp'],
   };
   return async (token: string): Promise<HubIdentity> => {
+    const jose = await loadJose();
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, key, verifyOptions));
+      ({ payload } = await jose.jwtVerify(token, key, verifyOptions));
     } catch (error) {
-      throw new AuthError(describeJoseError(error));
+      throw new AuthError(describeJoseError(jose.errors, error));
     }
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new AuthError('token has no subject (sub)');
     const info = payload['info'];
@@ -90,8 +94,20 @@ export function createJwtVerifier(options: JwtOptions): TokenVerifier<HubIdentit
   };
 }
 
+type Jose = typeof import('jose');
+const JOSE_FEATURE = 'JWT authentication (createJwtVerifier)';
+let jose: Promise<Jose> | undefined;
+
+/** jose is an optional peer dependency, loaded with the first token, so the hub loads without it. */
+function loadJose(): Promise<Jose> {
+  jose ??= importPeer<Jose>('jose', JOSE_FEATURE);
+  // A failed load is not cached: installing jose and retrying works without a restart.
+  jose.catch(() => (jose = undefined));
+  return jose;
+}
+
 /** A short, safe reason for a refused token (no token contents). */
-function describeJoseError(error: unknown): string {
+function describeJoseError(joseErrors: Jose['errors'], error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return 'token expired';
   if (error instanceof joseErrors.JWTClaimValidationFailed) return `token claim check failed: ${error.claim} ${error.reason}`;
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'token signature is invalid';

@@ -31,21 +31,22 @@
  *   has its subscriptions back (a flush), the broker calls `onReconnect` so the hub catches up.
  */
 
-import {
-  connect,
-  headers as natsHeaders,
-  NatsError,
-  type JetStreamClient,
-  type JetStreamManager,
-  type KV,
-  type KvEntry,
-  type MsgHdrs,
-  type NatsConnection,
-  type Msg,
-  type Subscription,
-  type StoredMsg,
-  type StreamConfig,
+import type {
+  JetStreamClient,
+  JetStreamManager,
+  KV,
+  KvEntry,
+  MsgHdrs,
+  NatsConnection,
+  Msg,
+  Subscription,
+  StoredMsg,
+  StreamConfig,
 } from 'nats';
+import { requirePeer } from '../../node/peer.js';
+
+// nats.js is an optional peer dependency: loaded here, by `duplex-ws/hub/nats` only.
+const { connect, headers: natsHeaders, NatsError } = requirePeer<typeof import('nats')>('nats', 'duplex-ws/hub/nats');
 
 import type {
   Broker,

@@ -26,7 +26,10 @@
  *   catches up from history.
  */
 
-import { createClient } from 'redis';
+import { requirePeer } from '../../node/peer.js';
+
+// node-redis is an optional peer dependency: loaded here, by `duplex-ws/hub/redis` only.
+const { createClient } = requirePeer<typeof import('redis')>('redis', 'duplex-ws/hub/redis');
 
 import type {
   Broker,

@@ -1,0 +1,75 @@
+/**
+ * Optional peer dependencies (redis, nats, jose, pino, prom-client): loaded only by the part that
+ * needs them, so `import 'duplex-ws'` pulls in none, and reported by name when missing, so the
+ * user learns which package to install instead of reading a module-resolution trace.
+ */
+import { createRequire } from 'node:module';
+
+/** An optional peer dependency that a feature needs is not installed. */
+export class MissingPeerDependencyError extends Error {
+  override readonly name = 'MissingPeerDependencyError';
+  /** Stable code, as Node's own `ERR_*` codes. */
+  readonly code = 'ERR_DUPLEX_MISSING_PEER';
+  constructor(
+    /** The npm package to install. */
+    readonly packageName: string,
+    /** What needs it, e.g. `duplex-ws/hub/redis`. */
+    readonly feature: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${feature} needs the npm package "${packageName}", which is not installed: npm install ${packageName}`, options);
+  }
+}
+
+// Resolved from this file, i.e. from duplex-ws's own place in node_modules, exactly as a static
+// import in any of its modules would be.
+const requireFromHere = createRequire(import.meta.url);
+
+/** True when `error` says that `name` itself (not one of its own dependencies) cannot be found. */
+function isNotFound(error: unknown, name: string): boolean {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') return false;
+  const firstLine = String(message).split('\n', 1)[0] ?? '';
+  return firstLine.includes(`'${name}'`) || firstLine.includes(`"${name}"`);
+}
+
+/**
+ * Load a CommonJS peer (redis, nats, pino, prom-client) synchronously, so the module that needs it
+ * can still be `require`d from CommonJS (a top-level `await` would forbid that).
+ * @throws MissingPeerDependencyError when it is not installed.
+ */
+export function requirePeer<Module>(name: string, feature: string): Module {
+  try {
+    return requireFromHere(name) as Module;
+  } catch (error) {
+    if (isNotFound(error, name)) throw new MissingPeerDependencyError(name, feature, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * Check that a peer is installed without loading it, so a feature can fail when it is configured
+ * rather than at its first use.
+ * @throws MissingPeerDependencyError when it is not installed.
+ */
+export function assertPeerInstalled(name: string, feature: string): void {
+  try {
+    requireFromHere.resolve(name);
+  } catch (error) {
+    if (isNotFound(error, name)) throw new MissingPeerDependencyError(name, feature, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * Load an ES-module peer (jose) on first use.
+ * @throws MissingPeerDependencyError when it is not installed.
+ */
+export async function importPeer<Module>(name: string, feature: string): Promise<Module> {
+  try {
+    return (await import(name)) as Module;
+  } catch (error) {
+    if (isNotFound(error, name)) throw new MissingPeerDependencyError(name, feature, { cause: error });
+    throw error;
+  }
+}
