@@ -41,7 +41,8 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { MaskKeySource, Opcode, WebSocketServer, encodeFrame } from '../src/index.js';
+import { Opcode, WebSocketServer } from '../src/index.js';
+import { MaskKeySource, encodeFrame } from '../src/protocol/index.js';
 import { Hub } from '../src/hub/index.js';
 import { openWebSocket, parseTarget } from '../src/cli/bench-handshake.js';
 

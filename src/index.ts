@@ -1,8 +1,12 @@
 /**
  * duplex: full-duplex real-time messaging for TypeScript on Node.js.
  * @packageDocumentation
+ * @module duplex-ws
  */
-export * from './protocol/index.js';
+// The engine itself is `duplex-ws/protocol`; what a user of the Node API meets is here too: the
+// close codes and opcodes, the connection states, and the errors that sends and handshakes throw.
+export { CloseCode, Opcode, State, isValidCloseCode, type Side } from './protocol/constants.js';
+export { ProtocolError, InvalidStateError, HandshakeError, type ProtocolErrorCode } from './protocol/errors.js';
 export {
   WebSocket,
   WebSocketHandler,

@@ -17,6 +17,7 @@
  * await client.subscribe('chat:lobby', (data, meta) => console.log(meta.offset, data));
  * await client.publish('chat:lobby', { text: 'hello' });
  * ```
+ * @module duplex-ws/client
  */
 import type { Json, PresenceMember } from '../hub/broker.js';
 import type { ConnectResult, PublishResult, StreamPosition, SubscribeResult } from '../hub/wire.js';
@@ -27,8 +28,14 @@ export type { GapInfo, MessageListener, MessageMeta, SubscribeOptions };
 
 /** A request refused by the server (`code`, e.g. E_FORBIDDEN) or failed on this side (E_TIMEOUT, E_CONNECTION_LOST, E_CLOSED, E_QUEUE_FULL). */
 export class DuplexError extends Error {
+  /** Always `'DuplexError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'DuplexError';
+  /**
+   * Made by the client for refusals and client-side failures; rarely useful to construct yourself.
+   * @param message What went wrong, for people: the server's message, or the client's.
+   */
   constructor(
+    /** Stable, for programs: the server's code (E_FORBIDDEN…, see `docs/protocol.md`) or E_TIMEOUT, E_CONNECTION_LOST, E_QUEUE_FULL, E_CLOSED. */
     readonly code: string,
     message: string,
   ) {
@@ -42,21 +49,50 @@ export type DuplexState = ClientState<'open'>;
 /** Events and their listeners' arguments. */
 export interface DuplexEvents extends CoreEvents<DuplexState> {
   /** A connection was lost; `code` is the WebSocket close code (1006: dropped). */
-  disconnected: [info: { code: number; reason: string }];
+  disconnected: [
+    info: {
+      /** The close code (1006: the connection dropped without a close frame). */
+      code: number;
+      /** The close reason ('' if none). */
+      reason: string;
+    },
+  ];
   /** Waiting `delay` ms before connection attempt `attempt`. */
-  reconnecting: [info: { attempt: number; delay: number }];
+  reconnecting: [
+    info: {
+      /** Which attempt comes next: 1, 2, 3…; back to 1 after a connection that stayed up 5 s. */
+      attempt: number;
+      /** How long until it, in ms: random in [0, min(maxDelay, minDelay × 2^(attempt−1))] (full jitter). */
+      delay: number;
+    },
+  ];
 }
+
+/**
+ * An event handler attribute. Declared through a method so that its parameter is compared
+ * bivariantly: an implementation whose handlers take its own, richer event classes (the browser's,
+ * duplex's `WHATWGWebSocket`) still fits.
+ */
+export type EventHandlerAttribute<E> = { handle(event: E): unknown }['handle'] | null;
 
 /** The part of the browser's WebSocket this client uses (any WHATWG implementation fits). */
 export interface WebSocketLike {
+  /** 0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED. */
   readonly readyState: number;
+  /** Sends a text message. */
   send(data: string): void;
+  /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  /** Set by the client: the connection opened. */
+  onopen: EventHandlerAttribute<unknown>;
+  /** Set by the client: a message arrived. */
+  onmessage: EventHandlerAttribute<{ data: unknown }>;
+  /** Set by the client: the connection closed. */
+  onclose: EventHandlerAttribute<{ code: number; reason: string }>;
+  /** Set by the client: the connection failed. */
+  onerror: EventHandlerAttribute<unknown>;
 }
+/** A WebSocket class: the browser's global `WebSocket`, or any constructor of a `WebSocketLike` (tests, Node). */
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 /** Options of a `DuplexClient`. */
@@ -111,6 +147,11 @@ export class DuplexClient extends HubClientCore<'open', DuplexEvents, DuplexErro
     this.open();
   };
 
+  /**
+   * Starts connecting at once; requests made before the connection is up wait for it.
+   * @param url The hub route, resolved against the page: `/ws` becomes `ws://host/ws` (`wss:` on an `https:` page).
+   * @throws TypeError when there is no `WebSocket` class (no global one and no `options.WebSocket`).
+   */
   constructor(url: string, options: DuplexClientOptions = {}) {
     super({
       openState: 'open',

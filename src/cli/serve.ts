@@ -4,6 +4,8 @@
  * operator runs in production (with auth configured). Everything here is the public library
  * plus `node:http`; `startServe` is exported so tests (and embedders) can run it in-process.
  */
+// First: evaluated before metrics.js and the pino import below can fail one package at a time.
+import './serve-peers.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';

@@ -4,8 +4,8 @@
  * (RS256, ES256). `sub` becomes the user id; an optional `info` claim is shown in presence.
  */
 import { createPublicKey, type JsonWebKey as NodeJwk, type KeyObject } from 'node:crypto';
-import type { JWK, JWTPayload } from 'jose';
-import { assertPeerInstalled, importPeer } from '../node/peer.js';
+import type { JWTPayload } from 'jose';
+import { assertPeersInstalled, importPeer } from '../node/peer.js';
 import type { Json } from './broker.js';
 
 /** Who a hub connection is: its user id (absent for anonymous connections) and what others see of it. */
@@ -21,7 +21,7 @@ export interface JwtOptions {
   /** The HMAC secret for HS256 (as text, UTF-8, or bytes). Use at least 32 random bytes. */
   secret?: string | Uint8Array;
   /** The verification key for RS256/ES256: a PEM (SPKI) public key, a JWK, or a `KeyObject`. */
-  publicKey?: string | JWK | KeyObject;
+  publicKey?: string | NodeJwk | KeyObject;
   /** Accepted algorithms (default: `['HS256']` with a secret; `['RS256']` or `['ES256']` by the key's type). */
   algorithms?: readonly string[];
   /** Required `iss` claim value(s). */
@@ -36,15 +36,18 @@ export interface JwtOptions {
 
 /** A token was refused. `status` is the HTTP status for a handshake (401). */
 export class AuthError extends Error {
+  /** Always `'AuthError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'AuthError';
+  /** The hub error code a `connect` with this token is answered with. */
   readonly code = 'E_UNAUTHORIZED';
+  /** The HTTP status a handshake with this token is refused with (RFC 6750 §3.1: invalid_token). */
   readonly status = 401;
 }
 
 /** Turns a token into an identity, or throws `AuthError`. */
 export type TokenVerifier<User> = (token: string) => Promise<User>;
 
-function isJwk(value: unknown): value is JWK {
+function isJwk(value: unknown): value is NodeJwk {
   return typeof value === 'object' && value !== null && typeof (value as { kty?: unknown }).kty === 'string';
 }
 
@@ -59,7 +62,7 @@ function resolveKey(options: JwtOptions): { key: Uint8Array | KeyObject; algorit
   if (options.publicKey === undefined) throw new TypeError('jwt: give a secret (HS256) or a publicKey (RS256/ES256)');
   const pk = options.publicKey;
   // `createPublicKey` accepts PEM, JWK and KeyObject alike, and tells the key's type for the default algorithm.
-  const key = typeof pk === 'string' ? createPublicKey(pk) : isJwk(pk) ? createPublicKey({ key: pk as NodeJwk, format: 'jwk' }) : pk;
+  const key = typeof pk === 'string' ? createPublicKey(pk) : isJwk(pk) ? createPublicKey({ key: pk, format: 'jwk' }) : pk;
   const fallback = key.asymmetricKeyType === 'ec' ? ['ES256'] : ['RS256'];
   return { key, algorithms: [...(options.algorithms ?? fallback)] };
 }
@@ -71,7 +74,7 @@ function resolveKey(options: JwtOptions): { key: Uint8Array | KeyObject; algorit
  * @throws MissingPeerDependencyError when the `jose` package is not installed.
  */
 export function createJwtVerifier(options: JwtOptions): TokenVerifier<HubIdentity> {
-  assertPeerInstalled('jose', JOSE_FEATURE);
+  assertPeersInstalled(['jose'], JOSE_FEATURE);
   const { key, algorithms } = resolveKey(options);
   const verifyOptions = {
     algorithms,

@@ -32,8 +32,9 @@ export interface Publication {
 export interface HistorySlice {
   /** Publications after the requested offset, in order (possibly empty). */
   readonly publications: Publication[];
-  /** The topic's current epoch and latest offset (0 if nothing was ever published). */
+  /** The topic's current epoch. */
   readonly epoch: string;
+  /** The topic's latest offset in `epoch` (0 if nothing was published in it): live delivery continues after it. */
   readonly offset: number;
   /**
    * True when every publication after the requested offset is in `publications` (same epoch,
@@ -57,14 +58,19 @@ export interface PresenceMember {
 
 /** A change in a topic's presence, delivered to every node subscribed to the topic. */
 export interface PresenceEvent {
+  /** The topic whose presence changed. */
   readonly topic: string;
+  /** Whether `member` entered the topic's presence or left it (a leave is also announced for a dead node's members). */
   readonly kind: 'join' | 'leave';
+  /** The connection that joined or left. */
   readonly member: PresenceMember;
 }
 
 /** History retention of a topic: the last `size` publications and/or the last `ttl` ms (0 = keep none). */
 export interface HistoryOptions {
+  /** How many of the latest publications to keep (the hub's default: 100); 0 keeps none. */
   readonly size: number;
+  /** How long to keep a publication, in ms (the hub's default: 5 minutes); 0 keeps none. */
   readonly ttl: number;
 }
 

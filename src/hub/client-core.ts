@@ -25,8 +25,11 @@ import {
 
 /** What a subscriber learns about each publication. */
 export interface MessageMeta {
+  /** The topic it was published to. */
   readonly topic: string;
+  /** Its offset in `epoch`; remembered per topic, recovery after a reconnection starts after it. */
   readonly offset: number;
+  /** The epoch of the topic's history it belongs to. */
   readonly epoch: string;
   /** True if it came from history (on subscribe with `from`, or after a reconnection) rather than live. */
   readonly recovered: boolean;
@@ -37,9 +40,13 @@ export type MessageListener = (data: Json, meta: MessageMeta) => void;
 
 /** Publications were lost for this client for good (`offset` is the position after the loss). */
 export interface GapInfo {
+  /** The topic that lost publications. */
   readonly topic: string;
+  /** 'epoch changed' (the broker lost the topic's history) or 'too old' (history no longer reaches back). */
   readonly reason: GapReason;
+  /** The epoch the client continues in. */
   readonly epoch: string;
+  /** The offset the client continues after: what came before it and was not delivered is gone. */
   readonly offset: number;
 }
 
@@ -56,7 +63,9 @@ export interface CoreEvents<State extends string> {
   message: [data: Json, meta: MessageMeta];
   /** A message to this connection, its user, or everyone (`sendToConnection`/`sendToUser`/`broadcast`). */
   push: [data: Json];
+  /** A connection joined a subscribed topic's presence (not sent for this client's own join). */
   join: [topic: string, member: PresenceMember];
+  /** A connection left a subscribed topic's presence (also when its node died; not sent for this client's own leave). */
   leave: [topic: string, member: PresenceMember];
   /** Publications of a topic were lost (history too short, or the broker lost it). */
   gap: [info: GapInfo];
@@ -246,6 +255,7 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
+  /** Whether the client stopped for good (`close()`, or the transport gave up). */
   protected isClosed(): boolean {
     return this._state === 'closed';
   }
@@ -378,6 +388,7 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
     transport?.close();
   }
 
+  /** Emit an `error` event for a failure no request is waiting for (a non-Error is wrapped in one). */
   protected reportError(error: unknown): void {
     this.fire('error', toError(error));
   }

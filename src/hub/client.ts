@@ -16,8 +16,17 @@ import { HubClientCore, type ClientState, type CoreEvents, type GapInfo, type Me
 
 /** A request refused by the server (its `code`), or failed on the client's side. */
 export class HubClientError extends Error {
+  /** Always `'HubClientError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'HubClientError';
+  /**
+   * Made by the client for refusals and client-side failures; rarely useful to construct yourself.
+   * @param message What went wrong, for people: the server's message, or the client's.
+   */
   constructor(
+    /**
+     * The server's error code (E_FORBIDDEN, E_UNAVAILABLE…; a string outside `HubErrorCode` may
+     * come from a newer server) or a client-side one: E_TIMEOUT, E_CONNECTION_LOST, E_QUEUE_FULL, E_CLOSED.
+     */
     readonly code: HubErrorCode | string,
     message: string,
   ) {
@@ -70,6 +79,10 @@ export class HubClient extends HubClientCore<'connected', HubClientEvents, HubCl
   private readonly options: HubClientOptions;
   private readonly socket: ReconnectingWebSocket;
 
+  /**
+   * Starts connecting at once; requests made before the connection is up wait for it.
+   * @param url The hub route's `ws:` or `wss:` URL.
+   */
   constructor(url: string | URL, options: HubClientOptions = {}) {
     const tokenTransport = options.tokenTransport ?? 'message';
     super({

@@ -70,7 +70,13 @@ export interface HubContext<User extends HubIdentity = HubIdentity> {
 
 /** Per-topic permission checks, decided by server code. Each may be async; false (or a throw) refuses. */
 export interface HubAuthorize<User extends HubIdentity = HubIdentity> {
+  /**
+   * May this connection subscribe to `topic`? Also asked for `presence` of a topic the
+   * connection is not subscribed to: seeing who is in a topic is as sensitive as reading it.
+   * Only `true` allows; a refusal is answered with E_FORBIDDEN.
+   */
   subscribe?(ctx: HubContext<User>, topic: string): boolean | Promise<boolean>;
+  /** May this connection publish `data` to `topic`? Only `true` allows; a refusal is answered with E_FORBIDDEN. */
   publish?(ctx: HubContext<User>, topic: string, data: Json): boolean | Promise<boolean>;
 }
 
@@ -126,6 +132,7 @@ export interface HubOptions<User extends HubIdentity = HubIdentity> {
 
 /** What the hub keeps as `ws.data`: `hub.authenticate` returns it; any upgrade hook may. */
 export interface HubSocketData<User extends HubIdentity = HubIdentity> {
+  /** The user the handshake's token authenticated; undefined without one (a `connect` message may still authenticate). */
   readonly user: User | undefined;
 }
 
@@ -145,8 +152,9 @@ export interface HubStats {
   refetched: number;
   /** `gap` notices sent (to topics, not per subscriber). */
   gaps: number;
-  /** Subscriptions recovered from history / refused recovery. */
+  /** Subscriptions with `recover` that got every missed publication from history. */
   recovered: number;
+  /** Subscriptions with `recover` that could not be recovered (epoch changed, or history too short). */
   notRecovered: number;
   /** Invalid messages received. */
   invalidMessages: number;
@@ -154,8 +162,14 @@ export interface HubStats {
 
 /** A refused operation of the server-side API. */
 export class HubError extends Error {
+  /** Always `'HubError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'HubError';
+  /**
+   * Thrown by the server-side API (`publish`, `subscribe`, `sendToConnection`…).
+   * @param message What was refused and why, for people.
+   */
   constructor(
+    /** The same code a client would get for the same refusal (e.g. E_BAD_REQUEST, E_FORBIDDEN, E_UNAVAILABLE). */
     readonly code: HubErrorCode,
     message: string,
   ) {
@@ -279,6 +293,11 @@ export class Hub<User extends HubIdentity = HubIdentity> {
   private starting: Promise<void> | undefined;
   private state: 'new' | 'started' | 'closed' = 'new';
 
+  /**
+   * A node that does nothing until `start()`. Options are read once, here.
+   * @throws TypeError when neither `auth` nor `anonymous: true` is given, or `auth` has both `jwt` and `verify`.
+   * @throws MissingPeerDependencyError with `auth.jwt` when the `jose` package is not installed.
+   */
   constructor(options: HubOptions<User> = {}) {
     this.options = options;
     this.nodeId = options.nodeId ?? randomBytes(6).toString('hex');

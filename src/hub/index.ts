@@ -1,6 +1,7 @@
 /**
  * The real-time hub: topics, presence, history with recovery, and the brokers that join nodes.
  * @packageDocumentation
+ * @module duplex-ws/hub
  */
 export type {
   Broker,

@@ -53,8 +53,9 @@ export type HubErrorCode =
   | 'E_TIMEOUT'
   /** Client-side only: the connection dropped before the answer came; the request may or may not have been done. */
   | 'E_CONNECTION_LOST'
-  /** Client-side only: the client is closed, or its queue of requests for the next connection is full. */
+  /** Client-side only: the client is closed (or stopped reconnecting). */
   | 'E_CLOSED'
+  /** Client-side only: too many requests wait for the next connection (`maxQueuedRequests`). */
   | 'E_QUEUE_FULL';
 
 /** A request id: a non-negative safe integer or a short string, echoed in the answer. */
@@ -62,7 +63,9 @@ export type RequestId = number | string;
 
 /** A position in a topic's history: the last offset seen in an epoch. */
 export interface StreamPosition {
+  /** The offset of the last publication seen: 1, 2, 3… within the epoch; 0 before the first. */
   readonly offset: number;
+  /** The lifetime of the topic's history the offset belongs to; a new epoch means offsets started over. */
   readonly epoch: string;
 }
 
@@ -113,8 +116,11 @@ export const CLIENT_TYPES = ['connect', 'subscribe', 'unsubscribe', 'publish', '
 
 /** Why a validation failed, with the id of the request when it could be read. */
 export interface WireError {
+  /** What was wrong, for programs: `E_BAD_REQUEST` or `E_UNKNOWN_TYPE`. */
   readonly code: HubErrorCode;
+  /** What was wrong, for people; sent to the client as is. */
   readonly message: string;
+  /** The request's id, to answer it with; undefined when the id itself was missing or unreadable. */
   readonly id?: RequestId | undefined;
 }
 
@@ -269,15 +275,21 @@ export function parseClientRequest(text: string, options: ParseOptions = {}): Pa
 
 /** A publication as a client sees it in a recovery reply. */
 export interface WirePublication {
+  /** Its offset in the topic's current epoch. */
   readonly offset: number;
+  /** What was published. */
   readonly data: Json;
 }
 
 /** Result of `connect`. */
 export interface ConnectResult {
+  /** This connection's id, unique across nodes; presence members carry it, `sendToConnection` takes it. */
   readonly connId: string;
+  /** The authenticated user (the token's `sub`); absent for an anonymous connection. */
   readonly userId?: string;
+  /** The id of the hub node the connection landed on. */
   readonly node: string;
+  /** The protocol version the server speaks ({@link PROTOCOL_VERSION}). */
   readonly version: number;
 }
 
@@ -287,11 +299,17 @@ export interface ConnectResult {
  * says why ('epoch changed' or 'too old') and the client has missed messages for good.
  */
 export interface SubscribeResult {
+  /** The topic subscribed to. */
   readonly topic: string;
+  /** The topic's current epoch. */
   readonly epoch: string;
+  /** The topic's latest offset: live messages continue after it, with no hole and no duplicate. */
   readonly offset: number;
+  /** Only with `recover`: true if `publications` holds everything missed, false if some is lost. */
   readonly recovered?: boolean;
+  /** Only with `recover`: the publications after the requested offset, oldest first. */
   readonly publications?: readonly WirePublication[];
+  /** Only when `recovered` is false: why the missed publications are gone. */
   readonly reason?: GapReason;
 }
 
@@ -300,18 +318,70 @@ export type GapReason = 'epoch changed' | 'too old';
 
 /** Result of `publish`. */
 export interface PublishResult {
+  /** The offset the broker gave the publication (one more than the topic's previous one). */
   readonly offset: number;
+  /** The epoch the offset belongs to. */
   readonly epoch: string;
 }
 
 /** Every message a server may send. */
 export type ServerMessage =
-  | { readonly type: 'reply'; readonly id: RequestId; readonly result: JsonObject }
-  | { readonly type: 'error'; readonly id?: RequestId | undefined; readonly code: HubErrorCode | string; readonly message: string }
-  | { readonly type: 'message'; readonly topic: string; readonly offset: number; readonly epoch: string; readonly data: Json }
-  | { readonly type: 'join' | 'leave'; readonly topic: string; readonly member: PresenceMember }
-  | { readonly type: 'gap'; readonly topic: string; readonly epoch: string; readonly offset: number; readonly reason: GapReason }
-  | { readonly type: 'push'; readonly data: Json };
+  | {
+      /** A request succeeded. */
+      readonly type: 'reply';
+      /** The id of the request answered. */
+      readonly id: RequestId;
+      /** The request's result: a `ConnectResult`, `SubscribeResult`, `PublishResult`, `{members}` or `{}`. */
+      readonly result: JsonObject;
+    }
+  | {
+      /** A request failed, or a message could not be read. */
+      readonly type: 'error';
+      /** The id of the request that failed; absent when there was none or it was unreadable. */
+      readonly id?: RequestId | undefined;
+      /** Stable, for programs; a string outside `HubErrorCode` may come from a newer server. */
+      readonly code: HubErrorCode | string;
+      /** What went wrong, for people (may change between versions). */
+      readonly message: string;
+    }
+  | {
+      /** A publication of a subscribed topic, in offset order. */
+      readonly type: 'message';
+      /** The topic it was published to. */
+      readonly topic: string;
+      /** Its offset in `epoch`. */
+      readonly offset: number;
+      /** The epoch of the topic's history it belongs to. */
+      readonly epoch: string;
+      /** What was published. */
+      readonly data: Json;
+    }
+  | {
+      /** Someone joined or left a subscribed topic (never sent for the connection's own join or leave). */
+      readonly type: 'join' | 'leave';
+      /** The topic whose presence changed. */
+      readonly topic: string;
+      /** Who joined or left. */
+      readonly member: PresenceMember;
+    }
+  | {
+      /** Publications up to `offset` could not be delivered and are lost for this subscriber. */
+      readonly type: 'gap';
+      /** The topic with the hole. */
+      readonly topic: string;
+      /** The subscriber's new epoch. */
+      readonly epoch: string;
+      /** The subscriber's new position: live messages continue after it. */
+      readonly offset: number;
+      /** Why they are lost. */
+      readonly reason: GapReason;
+    }
+  | {
+      /** A message to this connection, its user or everyone (`sendToConnection`, `sendToUser`, `broadcast`). */
+      readonly type: 'push';
+      /** What was sent. */
+      readonly data: Json;
+    };
 
 function isRequestId(value: unknown): value is RequestId {
   return (typeof value === 'number' && Number.isSafeInteger(value)) || typeof value === 'string';

@@ -40,6 +40,7 @@ export interface ConnectOptions<Data = undefined> extends ConnectionSettings {
   handshakeTimeout?: number;
   /** TLS options for `wss://` (e.g. `ca`, `rejectUnauthorized`, `servername`). */
   tls?: TlsOptions;
+  /** Where the connection's log lines go (default: nowhere; pass a pino instance or `createConsoleLogger()`). */
   logger?: Logger;
 }
 

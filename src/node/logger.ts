@@ -8,9 +8,13 @@ export type LogFields = Record<string, unknown>;
 
 /** A structured logger. */
 export interface Logger {
+  /** Routine detail of one connection (a close frame arrived, a socket error after the peer left). */
   debug(fields: LogFields, message: string): void;
+  /** Expected events worth a line (a connection closed for a missing pong or idleness, shutdown, broker state). */
   info(fields: LogFields, message: string): void;
+  /** A peer misbehaved or was refused (protocol error, slow consumer, rate limit, rejected handshake). */
   warn(fields: LogFields, message: string): void;
+  /** Something on this side failed (an application handler or hook threw, a broker call failed). */
   error(fields: LogFields, message: string): void;
 }
 
@@ -20,6 +24,7 @@ const noop = (): void => {};
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
 
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+/** A log level, from most to least verbose: `'debug'`, `'info'`, `'warn'`, `'error'`; a level shows itself and the ones after it. */
 export type LogLevel = (typeof LEVELS)[number];
 
 /** A small line-per-event logger to a stream (the CLI's default). */

@@ -10,14 +10,19 @@ export class MissingPeerDependencyError extends Error {
   override readonly name = 'MissingPeerDependencyError';
   /** Stable code, as Node's own `ERR_*` codes. */
   readonly code = 'ERR_DUPLEX_MISSING_PEER';
+  /** The npm packages to install. */
+  readonly packageNames: readonly string[];
   constructor(
-    /** The npm package to install. */
-    readonly packageName: string,
-    /** What needs it, e.g. `duplex-ws/hub/redis`. */
+    packageNames: string | readonly string[],
+    /** What needs them, e.g. `duplex-ws/hub/redis`. */
     readonly feature: string,
     options?: { cause?: unknown },
   ) {
-    super(`${feature} needs the npm package "${packageName}", which is not installed: npm install ${packageName}`, options);
+    const names = typeof packageNames === 'string' ? [packageNames] : [...packageNames];
+    const quoted = names.map((name) => `"${name}"`).join(', ');
+    const what = names.length === 1 ? `the npm package ${quoted}, which is` : `the npm packages ${quoted}, which are`;
+    super(`${feature} needs ${what} not installed: npm install ${names.join(' ')}`, options);
+    this.packageNames = names;
   }
 }
 
@@ -48,17 +53,23 @@ export function requirePeer<Module>(name: string, feature: string): Module {
 }
 
 /**
- * Check that a peer is installed without loading it, so a feature can fail when it is configured
- * rather than at its first use.
- * @throws MissingPeerDependencyError when it is not installed.
+ * Check that peers are installed without loading them, so a feature fails when it is configured
+ * rather than at its first use, naming every missing package at once.
+ * @throws MissingPeerDependencyError when one is not installed.
  */
-export function assertPeerInstalled(name: string, feature: string): void {
-  try {
-    requireFromHere.resolve(name);
-  } catch (error) {
-    if (isNotFound(error, name)) throw new MissingPeerDependencyError(name, feature, { cause: error });
-    throw error;
+export function assertPeersInstalled(names: readonly string[], feature: string): void {
+  const missing: string[] = [];
+  let cause: unknown;
+  for (const name of names) {
+    try {
+      requireFromHere.resolve(name);
+    } catch (error) {
+      if (!isNotFound(error, name)) throw error;
+      missing.push(name);
+      cause ??= error;
+    }
   }
+  if (missing.length > 0) throw new MissingPeerDependencyError(missing, feature, { cause });
 }
 
 /**

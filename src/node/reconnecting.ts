@@ -20,28 +20,50 @@ import type { MessageData, SendOptions, WebSocket, WebSocketHandlers } from './w
  * for thousands of clients) and python-websockets' 90 s (long for a user watching a screen).
  */
 export const RECONNECT_DEFAULTS = {
+  /** 1 s: the ceiling of the first retry's delay. */
   minDelay: 1000,
+  /** 30 s: the largest ceiling, reached at the 6th attempt in a row. */
   maxDelay: 30_000,
+  /** The ceiling doubles per attempt. */
   factor: 2,
+  /** Full jitter: a uniformly random delay up to the ceiling. */
   jitter: true,
+  /** Never give up. */
   maxAttempts: Infinity,
   /** A connection must stay open this long before the backoff starts again from `minDelay`. */
   resetAfter: 5000,
+  /** Messages queued while disconnected, at most. */
   maxQueuedMessages: 1000,
+  /** Bytes queued while disconnected, at most (1 MiB). */
   maxQueuedBytes: 1024 * 1024,
+  /** A full queue refuses the new message (`send()` returns `'rejected'`). */
   queueOverflow: 'reject',
 } as const;
 
 /** Why a connection ended or an attempt failed. */
 export type Disconnect =
   /** An open connection closed (`code` 1006 if no close frame came). */
-  | { type: 'close'; code: number; reason: string }
+  | {
+      /** An open connection closed. */
+      type: 'close';
+      /** The peer's close code; 1005 if its close frame had none, 1006 if no close frame came. */
+      code: number;
+      /** The peer's close reason ('' if none). */
+      reason: string;
+    }
   /** An attempt failed: `connect()` rejected (e.g. a `HandshakeError`, ECONNREFUSED) or `beforeConnect` threw. */
-  | { type: 'error'; error: Error };
+  | {
+      /** An attempt failed before a connection opened. */
+      type: 'error';
+      /** Why: a `HandshakeError` (with the server's status and headers), a socket error, or what `beforeConnect` threw. */
+      error: Error;
+    };
 
 /** A message waiting in the queue while disconnected. */
 export interface OutgoingMessage {
+  /** The message as given to `send()` (binary data is a copy, so the caller may reuse its buffer). */
   data: string | Uint8Array;
+  /** The options given to `send()`, applied when it is finally sent. */
   options: SendOptions | undefined;
   /** Its size in bytes (UTF-8 for text). */
   size: number;
@@ -61,6 +83,7 @@ export type ClosedReason =
 
 /** Reported once, when the client stops for good. */
 export interface ClosedInfo {
+  /** Why it stopped: `close()`, too many failed attempts, or a cause `shouldReconnect` refused. */
   reason: ClosedReason;
   /** The last disconnection or failure, if any. */
   cause: Disconnect | undefined;
@@ -111,6 +134,7 @@ export type ConnectOverrides<Data = undefined> = Partial<Omit<ConnectOptions<Dat
 
 /** Options of a `ReconnectingWebSocket`: those of `connect()` plus the reconnection policy. */
 export interface ReconnectingOptions<Data = undefined> extends Omit<ConnectOptions<Data>, 'handlers'> {
+  /** Callbacks of the client (its connections' `WebSocketHandlers` are its own). */
   handlers?: ReconnectingHandlers<Data>;
   /** Ceiling of the delay before attempt 1 after a drop, in ms (default 1000). */
   minDelay?: number;
@@ -226,6 +250,11 @@ export class ReconnectingWebSocket<Data = undefined> {
   private lastCause: Disconnect | undefined;
   private resolveFinished!: (info: ClosedInfo) => void;
 
+  /**
+   * The first attempt starts in a microtask, so handlers and `beforeConnect` can use the client.
+   * @param url The `ws:` or `wss:` URL to connect to (`beforeConnect` may override it per attempt).
+   * @throws RangeError for an inconsistent policy: `minDelay` < 0, `maxDelay` < `minDelay`, `factor` < 1, `maxAttempts` < 1.
+   */
   constructor(url: string | URL, options: ReconnectingOptions<Data> = {}) {
     this.url = url;
     this.options = options;

@@ -145,7 +145,12 @@ export interface WebSocketServerOptions<Data = undefined> extends ConnectionSett
    * more get 429 with `Retry-After` (the seconds left in the window) before the upgrade.
    * Default: no limit (same reason as `maxConnectionsPerIp`).
    */
-  connectionRatePerIp?: { connections: number; interval: number };
+  connectionRatePerIp?: {
+    /** Upgrade requests allowed per IP address in one window (≥ 1). */
+    connections: number;
+    /** The window's length, in ms. */
+    interval: number;
+  };
   /**
    * How long a client may take to send the request line and headers of its handshake, in ms,
    * before it gets 408 and its socket is closed (against slowloris). `listen` only; an
@@ -290,6 +295,12 @@ export class WebSocketServer<Data = undefined> {
   private state: 'open' | 'closing' | 'closed' = 'open';
   private closing: Promise<void> | undefined;
 
+  /**
+   * Nothing listens yet: call `listen()` for a server of its own, or `attach()` to share an
+   * existing HTTP(S) server. Add routes with `route()`.
+   * @throws RangeError for an invalid limit (`maxConnectionsPerIp` < 1, `connectionRatePerIp`
+   * without connections ≥ 1 and interval > 0) or invalid permessage-deflate options.
+   */
   constructor(options: WebSocketServerOptions<Data> = {}) {
     this.options = options;
     this.logger = options.logger ?? silentLogger;
@@ -322,7 +333,8 @@ export class WebSocketServer<Data = undefined> {
    *   handlers: { message(ws, text) { … ws.data.user … } },
    * });
    * ```
-   * @throws TypeError for an invalid pattern or invalid permessage-deflate options.
+   * @throws TypeError for an invalid pattern.
+   * @throws RangeError for invalid permessage-deflate options.
    */
   route<RouteData = undefined, Pattern extends string = string>(pattern: Pattern, options: RouteOptions<RouteData, Pattern>): this {
     this.router.add(pattern, this.resolve(pattern, options as unknown as RouteOptions<unknown>));

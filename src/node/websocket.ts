@@ -7,12 +7,11 @@
 import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { CloseCode, Opcode, State, type Side } from '../protocol/constants.js';
-import type { ConnectionHandler } from '../protocol/connection.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { Connection } from '../protocol/connection.js';
 import { InvalidStateError, type ProtocolError } from '../protocol/errors.js';
 import type { MessageCodec } from '../protocol/extension.js';
-import { heartbeat, type HeartbeatMember } from './heartbeat.js';
+import { heartbeat } from './heartbeat.js';
 import { silentLogger, type Logger } from './logger.js';
 
 /** A received message: a string for text (unless `textAsBuffer`), a Buffer for binary. */
@@ -100,12 +99,19 @@ export interface MessageRateLimit {
 
 /** Everything a connection is created with (the server and `connect()` fill this in). */
 export interface WebSocketOptions<Data = unknown> extends ConnectionSettings {
+  /** Which end this is: a server unmasks what it receives, a client masks what it sends. */
   side: Side;
+  /** The callbacks; usually one object shared by every connection of a route. */
   handlers: WebSocketHandlers<Data>;
+  /** The initial `ws.data`. */
   data: Data;
+  /** The negotiated subprotocol, for `ws.protocol` (default ''). */
   protocol?: string;
+  /** The negotiated `Sec-WebSocket-Extensions` value, for `ws.extensions` (default ''). */
   extensions?: string;
+  /** The permessage-deflate codec the handshake agreed on (see `createDeflateCodec`); none: no compression. */
   codec?: MessageCodec | undefined;
+  /** Where the connection's log lines go (default: nowhere). */
   logger?: Logger;
   /** Identifies the connection in log lines. */
   id?: string;
@@ -120,9 +126,13 @@ export interface WebSocketOptions<Data = unknown> extends ConnectionSettings {
 
 /** Message and byte counts (payload bytes, after decompression). */
 export interface TrafficCounters {
+  /** Data messages received (pings and pongs not counted). */
   messagesIn: number;
+  /** Payload bytes of the messages received, after decompression. */
   bytesIn: number;
+  /** Data messages sent (a prepared message counts once per connection). */
   messagesOut: number;
+  /** Payload bytes of the messages sent, before compression and framing. */
   bytesOut: number;
   /** Messages not sent because the slow-consumer policy dropped them. */
   dropped: number;
@@ -152,10 +162,15 @@ export class PreparedMessage {
   readonly frame: Uint8Array;
   /** The payload, for connections that must compress it. */
   readonly payload: Uint8Array;
+  /** Whether it goes out as a binary message (else text). */
   readonly binary: boolean;
   /** Compressed frames by codec `shareKey`, made on first use and reused for every receiver. */
   private compressed: Map<string, Uint8Array> | undefined;
 
+  /**
+   * Frames `payload` at once; compressed variants are made on first use. Prefer `prepareMessage`.
+   * @param payload The message; must be valid UTF-8 when `binary` is false. Not copied: do not change it afterwards.
+   */
   constructor(payload: Uint8Array, binary: boolean) {
     this.payload = payload;
     this.binary = binary;
@@ -182,13 +197,21 @@ export function prepareMessage(data: string | Uint8Array, binary = typeof data !
 
 /** Defaults of `ConnectionSettings` (documented there). */
 export const DEFAULT_SETTINGS = {
+  /** 10 s for the peer's side of the closing handshake. */
   closeTimeout: 10_000,
+  /** A ping after 25 s without traffic (as Socket.IO): well inside the 60 s idle timeout of nginx and AWS ALB. */
   pingInterval: 25_000,
+  /** 20 s for the pong (or any data) before the connection is deemed dead. */
   pingTimeout: 20_000,
+  /** No idle timeout. */
   idleTimeout: 0,
+  /** `send()` returns false from 64 KiB buffered. */
   highWaterMark: 64 * 1024,
+  /** `drain` at 16 KiB buffered. */
   lowWaterMark: 16 * 1024,
+  /** The slow-consumer policy applies from 4 MiB buffered. */
   maxBufferedAmount: 4 * 1024 * 1024,
+  /** Async iteration pauses the socket with 16 unread messages. */
   maxQueuedMessages: 16,
 } as const;
 
@@ -323,7 +346,10 @@ export function batch<T>(fn: () => T): T {
 }
 
 /** A WebSocket connection over a Node socket. */
-export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMember, AsyncIterable<MessageData> {
+// It is the engine's ConnectionHandler and a HeartbeatMember, checked where it is handed to them
+// (`new Connection(…, this)`, `heartbeat.add(this)`): not in an `implements` clause, because those
+// members are internal, stripped from the published types, which would then not compile.
+export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
   /** Per-connection context set at the handshake (e.g. the authenticated user). */
   data: Data;
   /** The negotiated subprotocol ('' if none). */
@@ -360,6 +386,12 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
   private reader: ((result: IteratorResult<MessageData, undefined>) => void) | undefined;
   private readPaused = false;
 
+  /**
+   * Binds an upgraded socket to a new engine. The server and `connect()` do this; call it
+   * yourself only for a socket whose handshake you completed, then call `start()`.
+   * @param socket The socket after the 101 response; the WebSocket owns it from now on.
+   * @throws RangeError when `messageRate.perSecond` is not > 0.
+   */
   constructor(socket: Socket, options: WebSocketOptions<Data>) {
     this.socket = socket;
     this.handlers = options.handlers;
@@ -825,7 +857,11 @@ export class WebSocket<Data = unknown> implements ConnectionHandler, HeartbeatMe
  * into a handlers object with `fromClass(MyHandler)`.
  */
 export abstract class WebSocketHandler<Data = unknown> {
-  constructor(readonly ws: WebSocket<Data>) {}
+  /** Created by `fromClass` when the connection opens, just before `open()`. */
+  constructor(
+    /** The connection this instance handles. */
+    readonly ws: WebSocket<Data>,
+  ) {}
   /** Shorthand for `this.ws.send`. */
   send(data: string | Uint8Array, options?: SendOptions): boolean {
     return this.ws.send(data, options);
@@ -838,12 +874,19 @@ export abstract class WebSocketHandler<Data = unknown> {
  * `for await (const message of this.ws)`.
  */
 export interface WebSocketHandlerMethods {
+  /** The connection is open; `this.ws` is ready to send. */
   open?(): HandlerResult;
+  /** A complete message arrived: a string for text (unless `textAsBuffer`), a Buffer for binary. */
   message?(data: MessageData, isBinary: boolean): HandlerResult;
+  /** A ping arrived (the pong is sent automatically). */
   ping?(data: Buffer): HandlerResult;
+  /** A pong arrived. */
   pong?(data: Buffer): HandlerResult;
+  /** The send buffer fell below the low watermark after `send()` returned false. */
   drain?(): HandlerResult;
+  /** Something went wrong (protocol violation by the peer, socket error, a method threw). */
   error?(error: Error): HandlerResult;
+  /** The connection is closed (1005: no code, 1006: no close frame); the instance is released afterwards. */
   close?(code: number, reason: string): HandlerResult;
 }
 

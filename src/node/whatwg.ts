@@ -9,6 +9,7 @@
  * Deviations: `close()` without a code sends 1000 rather than an empty close frame (the peer
  * sees 1000, not 1005); `bufferedAmount` counts framed bytes in the socket buffer, not payload
  * bytes; `binaryType` also accepts `'nodebuffer'` (a Buffer, as in `ws`).
+ * @module duplex-ws/whatwg
  */
 import { CloseCode } from '../protocol/constants.js';
 import { isToken } from '../protocol/headers.js';

@@ -99,6 +99,7 @@ function headerLength(b1: number): number {
 
 /** One WebSocket connection's protocol state. */
 export class Connection {
+  /** Which end this engine plays: a server requires masked frames, a client masks its own. */
   readonly side: Side;
   private readonly maxMessageSize: number;
   private readonly maxFrameSize: number;
@@ -141,6 +142,12 @@ export class Connection {
   private closeReceivedReason = '';
   private _closeSentCode = 0;
 
+  /**
+   * A connection in OPEN state (CONNECTING with `connecting: true`): the opening handshake is
+   * the host's (`validateRequest`, `buildAcceptResponse`, `validateResponse`); the engine starts
+   * where it ends.
+   * @param handler Receives messages and control events synchronously from `receiveData`.
+   */
   constructor(options: ConnectionOptions, handler: ConnectionHandler) {
     this.side = options.side;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
@@ -676,11 +683,40 @@ export function concat(parts: readonly Uint8Array[], total: number): Uint8Array 
 
 /** An event, for the event-list style of driving a `Connection`. */
 export type ConnectionEvent =
-  | { readonly type: 'message'; readonly data: Uint8Array; readonly binary: boolean }
-  | { readonly type: 'ping'; readonly data: Uint8Array }
-  | { readonly type: 'pong'; readonly data: Uint8Array }
-  | { readonly type: 'close'; readonly code: number; readonly reason: string }
-  | { readonly type: 'error'; readonly error: ProtocolError };
+  | {
+      /** A complete message (`onMessage`). */
+      readonly type: 'message';
+      /** The whole message, reassembled and decompressed; text is validated UTF-8. */
+      readonly data: Uint8Array;
+      /** True for a binary message, false for text. */
+      readonly binary: boolean;
+    }
+  | {
+      /** A ping; its pong is already queued (`onPing`). */
+      readonly type: 'ping';
+      /** The ping's application data, at most 125 bytes. */
+      readonly data: Uint8Array;
+    }
+  | {
+      /** A pong (`onPong`). */
+      readonly type: 'pong';
+      /** The pong's application data, at most 125 bytes. */
+      readonly data: Uint8Array;
+    }
+  | {
+      /** A close frame arrived (`onClose`). */
+      readonly type: 'close';
+      /** The peer's close code; 1005 when its close frame had no payload. */
+      readonly code: number;
+      /** The peer's close reason ('' if none). */
+      readonly reason: string;
+    }
+  | {
+      /** The peer broke the protocol; a close frame is queued (`onProtocolError`). */
+      readonly type: 'error';
+      /** What the peer did wrong, with the close code sent for it. */
+      readonly error: ProtocolError;
+    };
 
 /**
  * A handler that records events in order, for the python-websockets style:

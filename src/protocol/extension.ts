@@ -6,6 +6,7 @@
 
 /** One offered or accepted extension: its name and its parameters, in order, duplicates kept. */
 export interface ExtensionOffer {
+  /** The extension's registered token, e.g. `permessage-deflate` (RFC 6455 §9.1, §11.4). */
   readonly name: string;
   /** `true` for a parameter without a value (e.g. `client_max_window_bits`). */
   readonly params: ReadonlyArray<readonly [name: string, value: string | true]>;

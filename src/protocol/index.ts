@@ -1,6 +1,7 @@
 /**
  * duplex's sans-I/O WebSocket engine (RFC 6455, RFC 7692): no sockets, no timers, no Node APIs.
  * @packageDocumentation
+ * @module duplex-ws/protocol
  */
 export * from './constants.js';
 export * from './errors.js';

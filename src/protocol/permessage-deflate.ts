@@ -130,9 +130,13 @@ export interface PerMessageDeflateOptions {
  * RFC's defaults filled in: context takeover unless forbidden, window bits 15 unless limited.
  */
 export interface NegotiatedDeflate {
+  /** The server resets its compression context after each message (RFC 7692 §7.1.1.1); its output can then be shared. */
   readonly serverNoContextTakeover: boolean;
+  /** The client resets its compression context after each message (§7.1.1.2): the server's inflater keeps no window between them. */
   readonly clientNoContextTakeover: boolean;
+  /** Base-2 log of the LZ77 window the server compresses with, 8–15 (§7.1.2.1); the client inflates with it. */
   readonly serverMaxWindowBits: number;
+  /** Base-2 log of the LZ77 window the client compresses with, 8–15 (§7.1.2.2); the server inflates with it. */
   readonly clientMaxWindowBits: number;
 }
 
@@ -234,7 +238,12 @@ const isDeflate = (e: ExtensionOffer): boolean => e.name.toLowerCase() === EXTEN
 export function negotiateServer(
   offers: readonly ExtensionOffer[],
   options: PerMessageDeflateOptions = {},
-): { params: NegotiatedDeflate; response: ExtensionOffer } | undefined {
+): {
+  /** The parameters in force for this connection, to build its codec from. */
+  params: NegotiatedDeflate;
+  /** The extension to put in the 101's `Sec-WebSocket-Extensions` header (see `formatExtensions`). */
+  response: ExtensionOffer;
+} | undefined {
   validateDeflateOptions(options);
   for (const offer of offers) {
     if (!isDeflate(offer)) continue;

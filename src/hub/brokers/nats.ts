@@ -29,6 +29,7 @@
  *   announced once). Leaves of a crashed node are announced within `presenceTtl + presenceRefresh`.
  * - **Connection loss**: the client reconnects forever; after it has reconnected and the server
  *   has its subscriptions back (a flush), the broker calls `onReconnect` so the hub catches up.
+ * @module duplex-ws/hub/nats
  */
 
 import type {
@@ -77,7 +78,12 @@ export interface NatsBrokerOptions {
 
 /** A NATS/JetStream operation failed, or the server lacks what the broker needs. */
 export class NatsBrokerError extends Error {
+  /** Always `'NatsBrokerError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'NatsBrokerError';
+  /**
+   * The rejection of the broker's methods; the hub logs it and answers the client E_UNAVAILABLE.
+   * @param options `cause`: the nats.js error behind it, if there was one.
+   */
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -170,6 +176,11 @@ export class NatsBroker implements Broker {
   /** This node's members, per topic, for close() and for rejoining after a stall. */
   readonly #members = new Map<string, Map<string, PresenceMember>>();
 
+  /**
+   * Configures the broker; nothing connects until the hub calls `start()`, which also creates the
+   * stream and KV buckets if they are missing.
+   * @throws RangeError when `presenceRefresh` is not shorter than `presenceTtl`.
+   */
   constructor(options: NatsBrokerOptions = {}) {
     this.#servers = options.servers ?? '127.0.0.1:4222';
     this.#prefix = options.prefix ?? 'duplex';

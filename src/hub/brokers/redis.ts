@@ -24,6 +24,7 @@
  *   rather than hang); node-redis reconnects with backoff and resubscribes the channels, and
  *   once the subscriber connection is ready again the broker calls `onReconnect` so the hub
  *   catches up from history.
+ * @module duplex-ws/hub/redis
  */
 
 import { requirePeer } from '../../node/peer.js';
@@ -64,7 +65,12 @@ export interface RedisBrokerOptions {
 
 /** A Redis command failed or replied with something the broker did not expect. */
 export class RedisBrokerError extends Error {
+  /** Always `'RedisBrokerError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'RedisBrokerError';
+  /**
+   * The rejection of the broker's methods; the hub logs it and answers the client E_UNAVAILABLE.
+   * @param options `cause`: the node-redis error behind it, if there was one.
+   */
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -273,6 +279,10 @@ export class RedisBroker implements Broker {
   readonly #members = new Map<string, Map<string, PresenceMember>>();
   readonly #listener = (message: string, channel: string): void => this.#onMessage(message, channel);
 
+  /**
+   * Configures the broker; nothing connects until the hub calls `start()`.
+   * @throws RangeError when `presenceRefresh` is not shorter than `presenceTtl`.
+   */
   constructor(options: RedisBrokerOptions = {}) {
     this.#url = options.url ?? 'redis://127.0.0.1:6379';
     this.#prefix = options.prefix ?? 'duplex:';
