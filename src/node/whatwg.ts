@@ -30,8 +30,11 @@ export type WHATWGWebSocketOptions = Omit<ConnectOptions<unknown>, 'handlers' | 
 
 /** Init of a `CloseEvent`. */
 export interface CloseEventInit extends EventInit {
+  /** The close code (default 0, as in the spec). */
   code?: number;
+  /** The close reason (default ''). */
   reason?: string;
+  /** Whether the closing handshake completed (default false). */
   wasClean?: boolean;
 }
 
@@ -43,6 +46,7 @@ export class CloseEvent extends Event {
   readonly reason: string;
   /** Whether the closing handshake completed. */
   readonly wasClean: boolean;
+  /** @param type The event type; the socket dispatches `'close'`. */
   constructor(type: string, init: CloseEventInit = {}) {
     super(type, init);
     this.code = init.code ?? 0;
@@ -55,7 +59,9 @@ export class CloseEvent extends Event {
 export class WebSocketErrorEvent extends Event {
   /** What went wrong (e.g. a `HandshakeError` with the HTTP status, or ECONNREFUSED). */
   readonly error: Error | undefined;
+  /** The error's message ('' without one), as on the `ErrorEvent` some runtimes dispatch. */
   readonly message: string;
+  /** The event the socket dispatches just before `close` when the connection failed, with its cause. */
   constructor(error: Error | undefined) {
     super('error');
     this.error = error;
@@ -98,13 +104,21 @@ function asBytes(data: ArrayBufferLike | ArrayBufferView): Uint8Array {
  * own `WebSocket` is the Node-style connection class) and as `WebSocket` from `duplex/whatwg`.
  */
 export class WHATWGWebSocket extends EventTarget {
+  /** `readyState` 0: the handshake is in progress. */
   static readonly CONNECTING = CONNECTING;
+  /** `readyState` 1: open, messages flow. */
   static readonly OPEN = OPEN;
+  /** `readyState` 2: the closing handshake started. */
   static readonly CLOSING = CLOSING;
+  /** `readyState` 3: closed, or the connection could not be opened. */
   static readonly CLOSED = CLOSED;
+  /** `readyState` 0, on instances too (as in browsers). */
   declare readonly CONNECTING: 0;
+  /** `readyState` 1, on instances too. */
   declare readonly OPEN: 1;
+  /** `readyState` 2, on instances too. */
   declare readonly CLOSING: 2;
+  /** `readyState` 3, on instances too. */
   declare readonly CLOSED: 3;
 
   private readonly _url: string;
@@ -179,31 +193,40 @@ export class WHATWGWebSocket extends EventTarget {
   get binaryType(): BinaryType {
     return this._binaryType;
   }
+  /** Applies to messages delivered from now on; values other than the three are ignored. */
   set binaryType(value: BinaryType) {
     if (value === 'blob' || value === 'arraybuffer' || value === 'nodebuffer') this._binaryType = value;
   }
 
+  /** The `open` handler: called once the handshake succeeded (null if none). */
   get onopen(): Handler<Event> {
     return this.getAttribute('open');
   }
+  /** A non-function clears it. The handler runs where the attribute was first set among the `addEventListener` listeners, as in browsers. */
   set onopen(handler: Handler<Event>) {
     this.setAttribute('open', handler);
   }
+  /** The `message` handler: called with a `MessageEvent` whose `data` depends on `binaryType` (null if none). */
   get onmessage(): Handler<MessageEvent<WHATWGMessageData>> {
     return this.getAttribute('message');
   }
+  /** A non-function clears it. The handler runs where the attribute was first set among the `addEventListener` listeners, as in browsers. */
   set onmessage(handler: Handler<MessageEvent<WHATWGMessageData>>) {
     this.setAttribute('message', handler);
   }
+  /** The `error` handler: the connection failed; `close` follows (null if none). */
   get onerror(): Handler<Event> {
     return this.getAttribute('error');
   }
+  /** A non-function clears it. The handler runs where the attribute was first set among the `addEventListener` listeners, as in browsers. */
   set onerror(handler: Handler<Event>) {
     this.setAttribute('error', handler);
   }
+  /** The `close` handler: called with a `CloseEvent` once the connection is closed (null if none). */
   get onclose(): Handler<CloseEvent> {
     return this.getAttribute('close');
   }
+  /** A non-function clears it. The handler runs where the attribute was first set among the `addEventListener` listeners, as in browsers. */
   set onclose(handler: Handler<CloseEvent>) {
     this.setAttribute('close', handler);
   }
