@@ -21,10 +21,10 @@
  */
 import type { Json, PresenceMember } from '../hub/broker.js';
 import type { ConnectResult, PublishResult, StreamPosition, SubscribeResult } from '../hub/wire.js';
-import { HubClientCore, type ClientState, type CoreEvents, type GapInfo, type MessageListener, type MessageMeta, type SubscribeOptions } from '../hub/client-core.js';
+import { HubClientCore, type ClientState, type CoreEvents, type GapInfo, type HubTransport, type MessageListener, type MessageMeta, type SubscribeOptions } from '../hub/client-core.js';
 
 export type { Json, PresenceMember, ConnectResult, PublishResult, StreamPosition, SubscribeResult };
-export type { GapInfo, MessageListener, MessageMeta, SubscribeOptions };
+export type { GapInfo, MessageListener, MessageMeta, SubscribeOptions, ClientState, HubTransport };
 
 /** A request refused by the server (`code`, e.g. E_FORBIDDEN) or failed on this side (E_TIMEOUT, E_CONNECTION_LOST, E_CLOSED, E_QUEUE_FULL). */
 export class DuplexError extends Error {
@@ -73,7 +73,10 @@ export interface DuplexEvents extends CoreEvents<DuplexState> {
  * bivariantly: an implementation whose handlers take its own, richer event classes (the browser's,
  * duplex's `WHATWGWebSocket`) still fits.
  */
-export type EventHandlerAttribute<E> = { handle(event: E): unknown }['handle'] | null;
+export type EventHandlerAttribute<E> = {
+  /** The handler: called with the event, its result ignored. */
+  handle(event: E): unknown;
+}['handle'] | null;
 
 /** The part of the browser's WebSocket this client uses (any WHATWG implementation fits). */
 export interface WebSocketLike {
@@ -86,9 +89,17 @@ export interface WebSocketLike {
   /** Set by the client: the connection opened. */
   onopen: EventHandlerAttribute<unknown>;
   /** Set by the client: a message arrived. */
-  onmessage: EventHandlerAttribute<{ data: unknown }>;
+  onmessage: EventHandlerAttribute<{
+    /** The message: a string for text (all the hub sends); anything else is ignored. */
+    data: unknown;
+  }>;
   /** Set by the client: the connection closed. */
-  onclose: EventHandlerAttribute<{ code: number; reason: string }>;
+  onclose: EventHandlerAttribute<{
+    /** The close code (1006: dropped without a close frame; 1008 other than "slow consumer" stops the client). */
+    code: number;
+    /** The close reason ('' if none). */
+    reason: string;
+  }>;
   /** Set by the client: the connection failed. */
   onerror: EventHandlerAttribute<unknown>;
 }

@@ -55,4 +55,13 @@ export {
   type GapReason,
   type WirePublication,
   type WireError,
+  type ConnectRequest,
+  type SubscribeRequest,
+  type UnsubscribeRequest,
+  type PublishRequest,
+  type PresenceRequest,
+  type PingRequest,
+  type ParseResult,
+  type ParseOptions,
 } from './wire.js';
+export type { ClientState, HubTransport } from './client-core.js';

@@ -71,40 +71,60 @@ export interface StreamPosition {
 
 /** `connect`: authenticate (if the handshake did not) and learn the connection id. */
 export interface ConnectRequest {
+  /** Always `'connect'`. */
   readonly type: 'connect';
+  /** Echoed in the reply or error; without it only errors are sent back. */
   readonly id?: RequestId | undefined;
+  /** The bearer token (a JWT by default); omit it when the handshake already authenticated. */
   readonly token?: string | undefined;
 }
 /** `subscribe`: receive a topic's publications, optionally recovering those missed since `recover`. */
 export interface SubscribeRequest {
+  /** Always `'subscribe'`. */
   readonly type: 'subscribe';
+  /** Echoed in the reply or error; without it only errors are sent back. */
   readonly id?: RequestId | undefined;
+  /** The topic: 1–256 characters, no control characters; `$…` is reserved (E_FORBIDDEN). */
   readonly topic: string;
+  /** The last position seen: the reply then carries what was published after it. Needs an `id`. */
   readonly recover?: StreamPosition | undefined;
 }
 /** `unsubscribe`: stop receiving a topic. */
 export interface UnsubscribeRequest {
+  /** Always `'unsubscribe'`. */
   readonly type: 'unsubscribe';
+  /** Echoed in the reply or error; without it only errors are sent back. */
   readonly id?: RequestId | undefined;
+  /** A topic this connection is subscribed to (else E_NOT_SUBSCRIBED). */
   readonly topic: string;
 }
 /** `publish`: publish `data` to a topic; `excludeSelf` keeps it from this connection. */
 export interface PublishRequest {
+  /** Always `'publish'`. */
   readonly type: 'publish';
+  /** Echoed in the reply or error; without it only errors are sent back. */
   readonly id?: RequestId | undefined;
+  /** The topic: 1–256 characters, no control characters; `$…` is reserved (E_FORBIDDEN). */
   readonly topic: string;
+  /** Any JSON value, nested at most 32 levels deep. */
   readonly data: Json;
+  /** Keep the publication from this connection, even if it is subscribed (default false). */
   readonly excludeSelf?: boolean | undefined;
 }
 /** `presence`: who is in a topic, across all nodes. */
 export interface PresenceRequest {
+  /** Always `'presence'`. */
   readonly type: 'presence';
+  /** Echoed in the reply or error; without it only errors are sent back. */
   readonly id?: RequestId | undefined;
+  /** The topic whose members to list. */
   readonly topic: string;
 }
 /** `ping`: an application-level round trip (answered with an empty reply). */
 export interface PingRequest {
+  /** Always `'ping'`. */
   readonly type: 'ping';
+  /** Echoed in the reply or error; without it only errors are sent back. */
   readonly id?: RequestId | undefined;
 }
 
@@ -125,11 +145,25 @@ export interface WireError {
 }
 
 /** The outcome of validating one inbound message. */
-export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: WireError };
+export type ParseResult<T> =
+  | {
+      /** The message is valid. */
+      readonly ok: true;
+      /** What it says, with only the known fields. */
+      readonly value: T;
+    }
+  | {
+      /** The message is invalid: answer it with `error`. */
+      readonly ok: false;
+      /** What was wrong, and the id to answer to. */
+      readonly error: WireError;
+    };
 
 /** Options of `parseClientRequest`. */
 export interface ParseOptions {
+  /** Longest topic name accepted, in UTF-16 code units (default `WIRE_LIMITS.maxTopicLength`, 256). */
   maxTopicLength?: number;
+  /** Deepest nesting of a publication's `data` accepted (default `WIRE_LIMITS.maxDataDepth`, 32). */
   maxDataDepth?: number;
 }
 

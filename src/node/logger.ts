@@ -23,9 +23,9 @@ const noop = (): void => {};
 /** A logger that drops everything (the library default: a library should not print unasked). */
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
 
-const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 /** A log level, from most to least verbose: `'debug'`, `'info'`, `'warn'`, `'error'`; a level shows itself and the ones after it. */
-export type LogLevel = (typeof LEVELS)[number];
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 /** A small line-per-event logger to a stream (the CLI's default). */
 export function createConsoleLogger(

@@ -893,7 +893,7 @@ export interface WebSocketHandlerMethods {
 type HandlerInstance<Data> = WebSocketHandler<Data> & WebSocketHandlerMethods;
 
 /** A constructor of a `WebSocketHandler` subclass. */
-export type WebSocketHandlerClass<Data> = new (ws: WebSocket<Data>) => HandlerInstance<Data>;
+export type WebSocketHandlerClass<Data> = new (ws: WebSocket<Data>) => WebSocketHandler<Data> & WebSocketHandlerMethods;
 
 /** Handlers that create one `HandlerClass` instance per connection and forward to its methods. */
 export function fromClass<Data = unknown>(HandlerClass: WebSocketHandlerClass<Data>): WebSocketHandlers<Data> {

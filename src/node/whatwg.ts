@@ -46,7 +46,10 @@ export class CloseEvent extends Event {
   readonly reason: string;
   /** Whether the closing handshake completed. */
   readonly wasClean: boolean;
-  /** @param type The event type; the socket dispatches `'close'`. */
+  /**
+   * For dispatching your own (tests, adapters); the socket makes one per connection.
+   * @param type The event type; the socket dispatches `'close'`.
+   */
   constructor(type: string, init: CloseEventInit = {}) {
     super(type, init);
     this.code = init.code ?? 0;

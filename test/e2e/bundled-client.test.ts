@@ -1,0 +1,66 @@
+/**
+ * `duplex-ws/client` as a web app gets it: imported by package name, bundled by esbuild for the
+ * browser, loaded into headless Chromium, talking to `duplex serve` (in-process): it connects,
+ * subscribes, publishes and receives its own publication, and sees itself in presence.
+ *
+ * Without Chromium the test is skipped, except in CI (`CI=true`), where that is a failure.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { chromium } from 'playwright-core';
+import { loadConfig } from '../../src/cli/serve-config.js';
+import { startServe } from '../../src/cli/serve.js';
+import { silentLogger } from '../../src/node/logger.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const inCI = process.env.CI === 'true' || process.env.CI === '1';
+const haveChromium = existsSync(CHROMIUM);
+const skip = !haveChromium && !inCI ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` : false;
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+const APP = `
+import { DuplexClient } from 'duplex-ws/client';
+window.runHub = async (url) => {
+  const client = new DuplexClient(url, { params: { name: 'bundled' } });
+  const got = new Promise((resolve) => {
+    client.subscribe('bundle:test', (data, meta) => resolve({ data, offset: meta.offset }));
+  });
+  await client.publish('bundle:test', { text: 'from a bundle' });
+  const message = await got;
+  const members = await client.presence('bundle:test');
+  client.close();
+  return { message, names: members.map((m) => m.info && m.info.name) };
+};
+`;
+
+test('duplex-ws/client bundled by esbuild runs in Chromium against duplex serve', { skip, timeout: 60_000 }, async (t) => {
+  if (!haveChromium) assert.fail(`CI=true but Chromium is missing at ${CHROMIUM}: .ci/run installs it with apt-get install chromium`);
+  // Resolved as a bundler resolves any dependency: by package name, through the exports map.
+  const bundle = await build({ stdin: { contents: APP, resolveDir: root, loader: 'js' }, bundle: true, write: false, format: 'esm', platform: 'browser', logLevel: 'silent' });
+  const code = bundle.outputFiles[0]?.text ?? '';
+  assert.match(code, /DuplexClient = class/);
+
+  const handle = await startServe(loadConfig({ port: '0' }, {}), silentLogger);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
+  });
+  t.after(async () => {
+    await browser.close();
+    await handle.close();
+  });
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(handle.url);
+  await page.addScriptTag({ content: code, type: 'module' });
+  await page.waitForFunction(() => typeof (window as unknown as { runHub?: unknown }).runHub === 'function');
+  const wsUrl = `${handle.url.replace(/^http/, 'ws')}ws`;
+  const result = await page.evaluate((url) => (window as unknown as { runHub(url: string): Promise<unknown> }).runHub(url), wsUrl);
+  assert.deepEqual(result, { message: { data: { text: 'from a bundle' }, offset: 1 }, names: ['bundled'] });
+  assert.deepEqual(errors, []);
+});
