@@ -8,6 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
@@ -20,6 +22,18 @@ const inCI = process.env.CI === 'true' || process.env.CI === '1';
 const haveChromium = existsSync(CHROMIUM);
 const skip = !haveChromium && !inCI ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` : false;
 const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** A static server for the app: `/` (a page loading the bundle) and `/app.js`. */
+async function serveApp(bundle: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    if (req.url === '/app.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
+    else if (req.url === '/') res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>app</title><script type="module" src="/app.js"></script>');
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
 
 const APP = `
 import { DuplexClient } from 'duplex-ws/client';
@@ -44,6 +58,8 @@ test('duplex-ws/client bundled by esbuild runs in Chromium against duplex serve'
   assert.match(code, /DuplexClient = class/);
 
   const handle = await startServe(loadConfig({ port: '0' }, {}), silentLogger);
+  // The web app's own server (another origin on this machine) hosts the page and the bundle.
+  const app = await serveApp(code);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -52,12 +68,12 @@ test('duplex-ws/client bundled by esbuild runs in Chromium against duplex serve'
   t.after(async () => {
     await browser.close();
     await handle.close();
+    await app.close();
   });
   const page = await browser.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(handle.url);
-  await page.addScriptTag({ content: code, type: 'module' });
+  await page.goto(app.url);
   await page.waitForFunction(() => typeof (window as unknown as { runHub?: unknown }).runHub === 'function');
   const wsUrl = `${handle.url.replace(/^http/, 'ws')}ws`;
   const result = await page.evaluate((url) => (window as unknown as { runHub(url: string): Promise<unknown> }).runHub(url), wsUrl);
