@@ -3,17 +3,17 @@
 // `upgrade` hook shows the request headers). Every run is bounded by a kill timer.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { WebSocketServer } from '../../src/index.js';
+import { selfSignedCertificate } from '../node/server-helpers.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/duplex.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'duplex-connect-'));
@@ -295,14 +295,7 @@ let cert: Buffer;
 let key: Buffer;
 
 before(async () => {
-  const keyFile = join(dir, 'key.pem');
-  certFile = join(dir, 'cert.pem');
-  await promisify(execFile)('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '-keyout', keyFile, '-out', certFile,
-  ]);
-  [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
+  ({ cert, key, certFile } = await selfSignedCertificate(dir));
 });
 
 after(async () => {

@@ -9,18 +9,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium, skipWithoutChromium } from './chromium.js';
 import { loadConfig } from '../../src/cli/serve-config.js';
 import { startServe, type ServeHandle } from '../../src/cli/serve.js';
 import { silentLogger } from '../../src/node/logger.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = join(process.cwd(), 'test-output', 'screenshots');
-const inCI = process.env.CI === 'true' || process.env.CI === '1';
-const haveChromium = existsSync(CHROMIUM);
-const skip = !haveChromium && !inCI ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` : false;
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`) });
@@ -43,15 +40,10 @@ async function joinChat(browser: Browser, url: string, name: string): Promise<Pa
   return page;
 }
 
-test('demo apps in headless Chromium', { skip, timeout: 60_000 }, async (t) => {
-  if (!haveChromium) assert.fail(`CI=true but Chromium is missing at ${CHROMIUM}: .ci/run installs it with apt-get install chromium`);
+test('demo apps in headless Chromium', { skip: skipWithoutChromium, timeout: 60_000 }, async (t) => {
   mkdirSync(SHOTS, { recursive: true });
   const handle: ServeHandle = await startServe(loadConfig({ port: '0' }, {}), silentLogger);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
-  });
+  const browser = await launchChromium();
   t.after(async () => {
     await browser.close();
     await handle.close();

@@ -7,20 +7,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
+import { launchChromium, skipWithoutChromium } from './chromium.js';
 import { loadConfig } from '../../src/cli/serve-config.js';
 import { startServe } from '../../src/cli/serve.js';
 import { silentLogger } from '../../src/node/logger.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const inCI = process.env.CI === 'true' || process.env.CI === '1';
-const haveChromium = existsSync(CHROMIUM);
-const skip = !haveChromium && !inCI ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` : false;
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** A static server for the app: `/` (a page loading the bundle) and `/app.js`. */
@@ -50,8 +45,7 @@ window.runHub = async (url) => {
 };
 `;
 
-test('duplex-ws/client bundled by esbuild runs in Chromium against duplex serve', { skip, timeout: 60_000 }, async (t) => {
-  if (!haveChromium) assert.fail(`CI=true but Chromium is missing at ${CHROMIUM}: .ci/run installs it with apt-get install chromium`);
+test('duplex-ws/client bundled by esbuild runs in Chromium against duplex serve', { skip: skipWithoutChromium, timeout: 60_000 }, async (t) => {
   // Resolved as a bundler resolves any dependency: by package name, through the exports map.
   const bundle = await build({ stdin: { contents: APP, resolveDir: root, loader: 'js' }, bundle: true, write: false, format: 'esm', platform: 'browser', logLevel: 'silent' });
   const code = bundle.outputFiles[0]?.text ?? '';
@@ -60,11 +54,7 @@ test('duplex-ws/client bundled by esbuild runs in Chromium against duplex serve'
   const handle = await startServe(loadConfig({ port: '0' }, {}), silentLogger);
   // The web app's own server (another origin on this machine) hosts the page and the bundle.
   const app = await serveApp(code);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
-  });
+  const browser = await launchChromium();
   t.after(async () => {
     await browser.close();
     await handle.close();

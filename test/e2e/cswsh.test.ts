@@ -15,17 +15,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
+import { launchChromium, skipWithoutChromium } from './chromium.js';
 import { WebSocketServer } from '../../src/index.js';
 import type { Logger, LogFields } from '../../src/node/logger.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const inCI = process.env.CI === 'true' || process.env.CI === '1';
-const haveChromium = existsSync(CHROMIUM);
-const skip = !haveChromium && !inCI ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` : false;
 
 const SECRET = 'account-balance:4711';
 
@@ -117,8 +113,7 @@ async function visit(browser: Browser, pageUrl: string): Promise<Outcome> {
   }
 }
 
-test('cross-site WebSocket hijacking in headless Chromium: the origin allow-list stops a page on another origin', { skip, timeout: 20_000 }, async (t) => {
-  if (!haveChromium) assert.fail(`CI=true but Chromium is missing at ${CHROMIUM}: .ci/run installs it with apt-get install chromium`);
+test('cross-site WebSocket hijacking in headless Chromium: the origin allow-list stops a page on another origin', { skip: skipWithoutChromium, timeout: 20_000 }, async (t) => {
   const app = await pageServer();
   const evil = await pageServer();
   const appOrigin = `http://127.0.0.1:${app.port}`;
@@ -126,11 +121,7 @@ test('cross-site WebSocket hijacking in headless Chromium: the origin allow-list
   const openLog = recordingLogger();
   const guarded = await secretServer({ origins: [appOrigin], logger: guardedLog.logger });
   const unguarded = await secretServer({ logger: openLog.logger });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
-  });
+  const browser = await launchChromium();
   t.after(async () => {
     await browser.close();
     await Promise.all([guarded.server.close(1001, 'test over', 500), unguarded.server.close(1001, 'test over', 500)]);

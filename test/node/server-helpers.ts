@@ -1,5 +1,9 @@
 // Shared by the server-*.test.ts files: clients, a capturing logger, small waits.
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { WebSocket as WsClient, type ClientOptions } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import { connect, HandshakeError, type ConnectOptions, type LogFields, type Logger, type MessageData } from '../../src/index.js';
@@ -107,4 +111,17 @@ export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => voi
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/** A self-signed certificate for localhost, 127.0.0.1 and ::1, made by openssl into `dir`. */
+export async function selfSignedCertificate(dir: string): Promise<{ cert: Buffer; key: Buffer; certFile: string; keyFile: string }> {
+  const keyFile = join(dir, 'key.pem');
+  const certFile = join(dir, 'cert.pem');
+  await promisify(execFile)('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1',
+    '-keyout', keyFile, '-out', certFile,
+  ]);
+  const [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
+  return { cert, key, certFile, keyFile };
 }

@@ -1,13 +1,11 @@
 // wss:// with a certificate generated at test time, and IPv6 on ::1.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { WebSocketServer, connect, requestInfo } from '../../src/index.js';
-import { firstMessage } from './server-helpers.js';
+import { firstMessage, selfSignedCertificate } from './server-helpers.js';
 
 let dir = '';
 let cert: Buffer;
@@ -15,14 +13,7 @@ let key: Buffer;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'duplex-tls-'));
-  const keyFile = join(dir, 'key.pem');
-  const certFile = join(dir, 'cert.pem');
-  await promisify(execFile)('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1',
-    '-keyout', keyFile, '-out', certFile,
-  ]);
-  [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
+  ({ cert, key } = await selfSignedCertificate(dir));
 });
 
 after(async () => {
