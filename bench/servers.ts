@@ -50,7 +50,7 @@ async function startWs(): Promise<number> {
         ws.send(data, { binary: isBinary });
         return;
       }
-      // The README's broadcast recipe.
+      // ws's README recipe ("Server broadcast"): every open client but none skipped.
       for (const client of server.clients) if (client.readyState === WsSocket.OPEN) client.send(data, { binary: isBinary });
     });
   });

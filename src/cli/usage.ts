@@ -84,7 +84,7 @@ export const SERVE_USAGE = `Usage: duplex serve [options]
 The real-time hub at /ws, the browser client at /duplex/client.js, the demo apps, /healthz and
 /metrics on one port. The first line on stdout is "listening on http://HOST:PORT/".
 Flags win over DUPLEX_* environment variables, which win over the config file; every config
-key and variable is in the README, section "duplex serve".
+key and variable is in docs/serve.md.
 Exit: 0 after SIGINT/SIGTERM, 1 if it could not start, 2 on a configuration error.
 
 Options:

@@ -1,8 +1,11 @@
-// The README's "Three ways to write a handler" examples, run as written (listening on an
-// ephemeral port instead of a fixed one) and checked from a client.
+// The "Three ways to write a handler" examples of docs/handlers.md, read from the guide and run
+// as written (the server listening on an ephemeral port), checked from a client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WebSocketHandler, WebSocketServer, connect, fromClass, type MessageData } from '../../src/index.js';
+import { WebSocketServer, connect } from '../../src/index.js';
+import { docExample, loadExample } from './readme-example.js';
+
+const GUIDE = 'docs/handlers.md';
 
 async function exchange<D>(server: WebSocketServer<D>, send: string[], expect: number): Promise<string[]> {
   const { port } = await server.listen(0);
@@ -24,44 +27,39 @@ async function exchange<D>(server: WebSocketServer<D>, send: string[], expect: n
   return got;
 }
 
-test('README: callbacks', async () => {
+test('docs/handlers.md: callbacks', async () => {
   const errors: string[] = [];
-  const server = new WebSocketServer({
-    handlers: {
-      open(ws) { ws.send('hi'); },
-      message(ws, data, isBinary) { ws.send(data, { binary: isBinary }); },
-      drain() {},
-      error(_ws, error) { errors.push(error.message); },
-      close() {},
-    },
-  });
-  assert.deepEqual(await exchange(server, ['a', 'b'], 3), ['hi', 'a', 'b']);
-  assert.deepEqual(errors, []);
+  (globalThis as Record<string, unknown>).docErrors = errors;
+  try {
+    const code = docExample(GUIDE, 'Callbacks', 'drain(ws)');
+    const { server } = await loadExample<{ server: WebSocketServer<unknown> }>(code, ['server'], {
+      'console.error(ws.id, error.message)': 'globalThis.docErrors.push(error.message)',
+    });
+    assert.deepEqual(await exchange(server, ['a', 'b'], 3), ['hi', 'a', 'b']);
+    assert.deepEqual(errors, []);
+  } finally {
+    delete (globalThis as Record<string, unknown>).docErrors;
+  }
 });
 
-test('README: async iteration', async () => {
-  const server = new WebSocketServer({
-    handlers: {
-      async open(ws) {
-        for await (const message of ws) {
-          await ws.sendAsync(`echo: ${message}`);
-        }
-      },
-    },
-  });
+test('docs/handlers.md: async iteration', async () => {
+  const code = docExample(GUIDE, 'Async iteration', 'for await');
+  const { server } = await loadExample<{ server: WebSocketServer<unknown> }>(code, ['server']);
   assert.deepEqual(await exchange(server, ['x', 'y'], 2), ['echo: x', 'echo: y']);
 });
 
-test('README: a class', async () => {
+test('docs/handlers.md: a class', async () => {
   const closes: number[] = [];
-  class Chat extends WebSocketHandler {
-    count = 0;
-    open() { this.send('welcome'); }
-    message(data: MessageData) { this.count++; this.send(`#${this.count}: ${data}`); }
-    close(code: number) { closes.push(code); }
+  (globalThis as Record<string, unknown>).docCloses = closes;
+  try {
+    const code = docExample(GUIDE, 'A class', 'extends WebSocketHandler');
+    const { server } = await loadExample<{ server: WebSocketServer<unknown> }>(code, ['server'], {
+      "console.log('left with', code)": 'globalThis.docCloses.push(code)',
+    });
+    assert.deepEqual(await exchange(server, ['p', 'q'], 3), ['welcome', '#1: p', '#2: q']);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(closes, [1000]);
+  } finally {
+    delete (globalThis as Record<string, unknown>).docCloses;
   }
-  const server = new WebSocketServer({ handlers: fromClass(Chat) });
-  assert.deepEqual(await exchange(server, ['p', 'q'], 3), ['welcome', '#1: p', '#2: q']);
-  await new Promise((r) => setTimeout(r, 50));
-  assert.deepEqual(closes, [1000]);
 });

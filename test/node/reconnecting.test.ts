@@ -19,7 +19,7 @@ import {
   type ReconnectingInfo,
   type WebSocket,
 } from '../../src/index.js';
-import { readmeExample, runExample } from './readme-example.js';
+import { docExample, runExample } from './readme-example.js';
 
 interface Recorder {
   server: WebSocketServer<string | undefined>;
@@ -360,10 +360,14 @@ test('close code 1008 and a 401 handshake are not retried; 503 is', { timeout: 5
   assert.equal(defaultShouldReconnect({ type: 'error', error: new Error('connect ECONNREFUSED') }), true);
 });
 
-test('the README example of the reconnecting client runs', { timeout: 5000 }, async () => {
+test('the example of the reconnecting client in docs/clients.md runs', { timeout: 5000 }, async () => {
   const server = new WebSocketServer({ handlers: { message: (ws, data) => void ws.send(data) } });
   const { port } = await server.listen(0);
-  const lines = await runExample(readmeExample('Clients', 'ReconnectingWebSocket'), { 'ws://127.0.0.1:8080/': `ws://127.0.0.1:${port}/` });
-  await server.close();
-  assert.deepEqual(lines, ['queued', 'got hello', 'got queued while connecting', 'stopped: closed (0 unsent)']);
+  try {
+    const code = docExample('docs/clients.md', 'A client that reconnects', 'ReconnectingWebSocket');
+    const lines = await runExample(code, { 'ws://127.0.0.1:8080/': `ws://127.0.0.1:${port}/` });
+    assert.deepEqual(lines, ['queued', 'got hello', 'got queued while connecting', 'stopped: closed (0 unsent)']);
+  } finally {
+    await server.close();
+  }
 });

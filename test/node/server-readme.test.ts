@@ -1,43 +1,28 @@
-// The README's "Server framework" examples, copied as they are written there (ports set to 0,
-// certificate files replaced by a certificate generated here), then exercised.
+// The examples of docs/server.md (the server framework), read from the guide and run as they are
+// written there — ports set to 0, certificate files replaced by a certificate generated here —
+// then exercised from outside.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { Server as HttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import express from 'express';
-import { WebSocketServer, connect, createConsoleLogger, requestInfo } from '../../src/index.js';
-import { firstMessage, refused, wsRefusal } from './server-helpers.js';
+import { WebSocketServer, connect, requestInfo, type WebSocket } from '../../src/index.js';
+import { docExample, loadExample, startExample } from './readme-example.js';
+import { firstMessage, refused, selfSignedCertificate, wsRefusal } from './server-helpers.js';
 
-test('README: routes and an authentication hook', { timeout: 5000 }, async () => {
-  // ---- from the README
-  const sessions = new Map([['s3cret', { name: 'ann' }]]);
+const GUIDE = 'docs/server.md';
 
-  const server = new WebSocketServer();
+function portOf(server: WebSocketServer<unknown>): number {
+  const address = server.address();
+  assert.ok(address, 'the example left its server listening');
+  return address.port;
+}
 
-  server.route('/chat/:room', {
-    // Runs before the 101. Whatever it returns becomes `ws.data` (typed).
-    upgrade: async ({ params, query, cookies, reject, setHeader }) => {
-      const user = sessions.get(query.get('token') ?? cookies.session ?? '');
-      if (!user) return reject(401, 'invalid or missing token'); // HTTP 401, body = the message
-      setHeader('Set-Cookie', 'seen=1; HttpOnly; Secure');
-      return { user, room: params.room };
-    },
-    handlers: {
-      open(ws) { ws.send(`welcome to ${ws.data.room}, ${ws.data.user.name}`); },
-      message(ws, data) { ws.send(`${ws.data.user.name}: ${String(data)}`); },
-    },
-  });
-
-  server.route('/feeds/*', {
-    handlers: { open(ws) { ws.send(`feed ${requestInfo(ws)?.params['*']}`); } },
-  });
-
-  const { port } = await server.listen(0);
-  // ---- end of the README code
-  const base = `ws://127.0.0.1:${port}`;
+test('docs/server.md: routes and an authentication hook', { timeout: 5000 }, async () => {
+  const code = docExample(GUIDE, 'Routes and an authentication hook', "server.route('/chat/:room'");
+  const { server } = await loadExample<{ server: WebSocketServer<unknown> }>(code, ['server'], { 'await server.listen(8080);': 'await server.listen(0);' });
+  const base = `ws://127.0.0.1:${portOf(server)}`;
   try {
     assert.equal(await firstMessage(`${base}/chat/lobby?token=s3cret`), 'welcome to lobby, ann');
     assert.equal(await firstMessage(`${base}/chat/lobby`, { headers: { Cookie: 'session=s3cret' } }), 'welcome to lobby, ann');
@@ -51,17 +36,11 @@ test('README: routes and an authentication hook', { timeout: 5000 }, async () =>
   }
 });
 
-test('README: attaching to Express (HTTP and WebSocket on one port)', { timeout: 5000 }, async () => {
-  // ---- from the README
-  const app = express();
-  app.get('/health', (_req, res) => { res.json({ ok: true }); });
-  const httpServer = app.listen(0); // HTTP and WebSocket on one port
-
-  const live = new WebSocketServer().route('/live/:topic', {
-    handlers: { open(ws) { ws.send(`subscribed to ${requestInfo(ws)?.params.topic}`); } },
+test('docs/server.md: attaching to Express (HTTP and WebSocket on one port)', { timeout: 5000 }, async () => {
+  const code = docExample(GUIDE, 'Attaching to Express (or any `http.Server`)', 'live.attach(httpServer)');
+  const { httpServer, live } = await loadExample<{ httpServer: HttpServer; live: WebSocketServer<unknown> }>(code, ['httpServer', 'live'], {
+    'app.listen(3000)': 'app.listen(0)',
   });
-  live.attach(httpServer);
-  // ---- end of the README code
   await new Promise<void>((resolve) => (httpServer.listening ? resolve() : httpServer.once('listening', () => resolve())));
   const { port } = httpServer.address() as { port: number };
   try {
@@ -77,17 +56,9 @@ test('README: attaching to Express (HTTP and WebSocket on one port)', { timeout:
   }
 });
 
-test('README: origin checks', { timeout: 5000 }, async () => {
-  // ---- from the README
-  const server = new WebSocketServer({
-    origins: ['https://app.example.com', /^https:\/\/[a-z0-9-]+\.example\.com$/],
-    handlers: { open(ws) { ws.send('hello, browser'); } },
-  });
-  server.route('/api', {
-    origins: ['https://app.example.com', null], // null: also admit clients that send no Origin
-    handlers: { open(ws) { ws.send('hello, browser or script'); } },
-  });
-  // ---- end of the README code
+test('docs/server.md: origin checks', { timeout: 5000 }, async () => {
+  const code = docExample(GUIDE, 'Origin checks (cross-site WebSocket hijacking)', 'origins:');
+  const { server } = await loadExample<{ server: WebSocketServer<unknown> }>(code, ['server']);
   const { port } = await server.listen(0);
   const base = `ws://127.0.0.1:${port}`;
   try {
@@ -102,25 +73,20 @@ test('README: origin checks', { timeout: 5000 }, async () => {
   }
 });
 
-test('README: TLS and IPv6', { timeout: 5000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'duplex-readme-'));
-  const readFileSync = (name: string): Promise<Buffer> => readFile(join(dir, name)); // stands in for fs.readFileSync
-  await promisify(execFile)('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:::1',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-  ]);
-  let server: WebSocketServer | undefined;
+test('docs/server.md: TLS and IPv6', { timeout: 5000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'duplex-docs-'));
+  let server: WebSocketServer<unknown> | undefined;
   try {
-    // ---- from the README (readFileSync awaited)
-    server = new WebSocketServer({
-      tls: { cert: await readFileSync('cert.pem'), key: await readFileSync('key.pem') }, // any https.createServer options
-      handlers: { message(ws, data) { ws.send(data); } },
+    const { certFile, keyFile } = await selfSignedCertificate(dir);
+    const code = docExample(GUIDE, 'TLS (`wss://`) and IPv6', 'wss://');
+    const loaded = await loadExample<{ server: WebSocketServer<unknown>; ws: WebSocket<undefined> }>(code, ['server', 'ws'], {
+      "'cert.pem'": JSON.stringify(certFile),
+      "'key.pem'": JSON.stringify(keyFile),
+      "await server.listen(8443, '::1')": "const { port } = await server.listen(0, '::1')",
+      "'wss://[::1]:8443/'": '`wss://[::1]:${port}/`',
     });
-    const { port } = await server.listen(0, '::1'); // IPv6 loopback; '::' for every interface
-
-    const ws = await connect(`wss://[::1]:${port}/`, { tls: { ca: await readFileSync('cert.pem') } });
-    // ---- end of the README code
+    server = loaded.server;
+    const { ws } = loaded;
     ws.send('over tls');
     const first = await ws[Symbol.asyncIterator]().next();
     assert.equal(first.value, 'over tls');
@@ -132,34 +98,26 @@ test('README: TLS and IPv6', { timeout: 5000 }, async () => {
   }
 });
 
-test('README: graceful shutdown', { timeout: 5000 }, async () => {
-  const server = new WebSocketServer({ handlers: {} });
-  const { port } = await server.listen(0);
-  const closed = new Promise<[number, string]>((resolve, reject) => {
-    connect(`ws://127.0.0.1:${port}/`, { handlers: { close: (_ws, code, reason) => resolve([code, reason]) } }).catch(reject);
-  });
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  // ---- from the README (the SIGTERM listener is removed again below)
-  async function shutdown(): Promise<void> {
-    await server.close(1001, 'server restarting', 5000);
+test('docs/server.md: graceful shutdown on SIGTERM', { timeout: 10_000 }, async () => {
+  const code = docExample(GUIDE, 'Graceful shutdown', "process.once('SIGTERM'");
+  const running = await startExample(code, { 'await server.listen(8080);': 'console.log((await server.listen(0)).port);' });
+  try {
+    const port = Number(await running.nextLine());
+    const closed = new Promise<[number, string]>((resolve, reject) => {
+      connect(`ws://127.0.0.1:${port}/`, { handlers: { close: (_ws, code, reason) => resolve([code, reason]) } }).then(() => running.child.kill('SIGTERM'), reject);
+    });
+    assert.deepEqual(await closed, [1001, 'server restarting']);
+    assert.equal(await running.exited, 0, running.stderr());
+  } finally {
+    if (running.child.exitCode === null) running.child.kill('SIGKILL');
   }
-  const onSigterm = (): void => void shutdown().then(() => process.exit(0));
-  process.once('SIGTERM', onSigterm);
-  // ---- end of the README code
-  process.off('SIGTERM', onSigterm);
-  await shutdown();
-  assert.deepEqual(await closed, [1001, 'server restarting']);
 });
 
-test('README: limits, statistics and logs', { timeout: 5000 }, async () => {
+test('docs/server.md: limits, statistics and logs', { timeout: 5000 }, async () => {
   const lines: string[] = [];
-  const stream = { write: (s: string) => lines.push(s) };
-  // ---- from the README (the log stream captured)
-  const server = new WebSocketServer({
-    logger: createConsoleLogger('info', stream, true), // or a pino instance
-    handlers: { message(ws, data) { ws.send(data); } },
-  });
-  // ---- end of the README code
+  (globalThis as Record<string, unknown>).docLogStream = { write: (s: string) => lines.push(s) };
+  const code = docExample(GUIDE, 'Limits, statistics and logs', 'createConsoleLogger');
+  const { server } = await loadExample<{ server: WebSocketServer<unknown> }>(code, ['server'], { 'process.stderr': 'globalThis.docLogStream' });
   const { port } = await server.listen(0);
   try {
     const reply = await new Promise<string>((resolve, reject) => {
@@ -180,6 +138,7 @@ test('README: limits, statistics and logs', { timeout: 5000 }, async () => {
     assert.equal(line.level, 'warn');
     assert.equal(line.remote, '127.0.0.1');
   } finally {
+    delete (globalThis as Record<string, unknown>).docLogStream;
     await server.close();
   }
 });

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer as WsServer, type RawData } from 'ws';
 import { CloseEvent, HandshakeError, WHATWGWebSocket, WebSocketErrorEvent, WebSocketServer } from '../../src/index.js';
-import { readmeExample, runExample } from './readme-example.js';
+import { docExample, runExample } from './readme-example.js';
 
 /**
  * Browser code, as a browser developer writes it: only the `WebSocket` constructor is injected.
@@ -93,12 +93,16 @@ describe('browser code runs unchanged', { timeout: 5000 }, () => {
     await close();
   });
 
-  test('the README example runs against a duplex and a ws server', async () => {
-    const code = readmeExample('Clients', 'WHATWGWebSocket');
-    for (const server of [await duplexEcho(), await wsEcho()]) {
-      const lines = await runExample(code, { 'ws://127.0.0.1:8080/': server.url });
-      await server.close();
-      assert.deepEqual(lines, ['text hello', 'binary 1,2,3', 'closed 1000 done true']);
+  test('the example of docs/clients.md runs against a duplex and a ws server', async () => {
+    const code = docExample('docs/clients.md', "The browser's `WebSocket` API", 'WHATWGWebSocket');
+    for (const start of [duplexEcho, wsEcho]) {
+      const server = await start();
+      try {
+        const lines = await runExample(code, { 'ws://127.0.0.1:8080/': server.url });
+        assert.deepEqual(lines, ['text hello', 'binary 1,2,3', 'closed 1000 done true']);
+      } finally {
+        await server.close();
+      }
     }
   });
 });
@@ -141,7 +145,7 @@ describe('the WHATWG API', { timeout: 5000 }, () => {
     socket.close();
     const event = await nextEvent<CloseEvent>(socket, 'close');
     assert.ok(event instanceof CloseEvent && event instanceof Event);
-    assert.equal(event.code, 1000); // close() without a code sends 1000 (see the README)
+    assert.equal(event.code, 1000); // close() without a code sends 1000 (see docs/clients.md)
     assert.equal(event.wasClean, true);
   });
 

@@ -1,16 +1,18 @@
 // Pins the public surface: for every subpath of the package, the exported names (values and
 // types, from the published `.d.ts`) must equal test/package/surface.json, and the runtime names
 // must equal the declared values. An accidental export or removal fails here; a deliberate one
-// updates the pin: `npx tsc && node dist/test/package/surface.js > test/package/surface.json`.
+// updates the pin: `npx tsc && UPDATE_SURFACE=1 node --test dist/test/package/surface.test.js`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { anyInDeclarations, declaredSurface, exportsMap, root, runtimeNames, specifier, type Surface } from './surface.js';
 
-const pinned = JSON.parse(readFileSync(join(root, 'test/package/surface.json'), 'utf8')) as Record<string, Surface>;
+const pinFile = join(root, 'test/package/surface.json');
 const entries = exportsMap();
 const { surface, program } = declaredSurface(entries);
+if (process.env.UPDATE_SURFACE === '1') writeFileSync(pinFile, `${JSON.stringify(surface, null, 2)}\n`);
+const pinned = JSON.parse(readFileSync(pinFile, 'utf8')) as Record<string, Surface>;
 
 test('the package exports exactly the pinned subpaths', () => {
   assert.deepEqual(Object.keys(entries).sort(), Object.keys(pinned).sort());

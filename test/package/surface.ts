@@ -1,10 +1,9 @@
 // The public surface of every subpath of the package, read the way a consumer meets it: the
 // runtime names from `import()` of the subpath (through the package's own exports map), and every
 // exported name, types included, from the published `.d.ts` with the TypeScript compiler.
-// `node dist/test/package/surface.js` prints the surface as it is now, to paste into the pin.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import ts from 'typescript';
 
 export const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -91,10 +90,4 @@ export function anyInDeclarations(program: ts.Program): string[] {
 export async function runtimeNames(subpath: string): Promise<string[]> {
   const module = (await import(specifier(subpath))) as Record<string, unknown>;
   return Object.keys(module).sort();
-}
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { surface } = declaredSurface(exportsMap());
-  process.stdout.write(`${JSON.stringify(surface, null, 2)}\n`);
-  void dirname;
 }
