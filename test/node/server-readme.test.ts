@@ -82,8 +82,8 @@ test('docs/server.md: TLS and IPv6', { timeout: 5000 }, async () => {
     const loaded = await loadExample<{ server: WebSocketServer<unknown>; ws: WebSocket<undefined> }>(code, ['server', 'ws'], {
       "'cert.pem'": JSON.stringify(certFile),
       "'key.pem'": JSON.stringify(keyFile),
-      "await server.listen(8443, '::1')": "const { port } = await server.listen(0, '::1')",
-      "'wss://[::1]:8443/'": '`wss://[::1]:${port}/`',
+      "await server.listen(8443, '::')": "const { port } = await server.listen(0, '::')",
+      "'wss://localhost:8443/'": '`wss://localhost:${port}/`',
     });
     server = loaded.server;
     const { ws } = loaded;
