@@ -20,7 +20,7 @@
 //     subtracted; the forced GC's own pause is measured and reported separately as `gc ms`),
 //     its connection count and traffic counters;
 //   - the load (`--role load`, pinned to CPU 1): raw `net` sockets with the engine's client
-//     handshake (`src/cli/bench-handshake.ts`), opened at a bounded rate (`--open-rate` per
+//     handshake (`src/cli/bench/handshake.ts`), opened at a bounded rate (`--open-rate` per
 //     second, at most `--open-concurrency` handshakes in flight). Each connection subscribes
 //     to one of `--topics` topics, publishes a small JSON message every `--publish-min` to
 //     `--publish-max` seconds (uniformly random) and receives the topic's fan-out and presence
@@ -44,7 +44,7 @@ import { getHeapSpaceStatistics } from 'node:v8';
 import { Opcode, WebSocketServer } from '../src/index.js';
 import { MaskKeySource, encodeFrame } from '../src/protocol/index.js';
 import { Hub } from '../src/hub/index.js';
-import { openWebSocket, parseTarget } from '../src/cli/bench-handshake.js';
+import { openWebSocket, parseTarget } from '../src/cli/bench/handshake.js';
 
 const { values } = parseArgs({
   options: {

@@ -7,42 +7,33 @@
 // close codes and opcodes, the connection states, and the errors that sends and handshakes throw.
 export { CloseCode, Opcode, State, isValidCloseCode, type Side } from './protocol/constants.js';
 export { ProtocolError, InvalidStateError, HandshakeError, type ProtocolErrorCode } from './protocol/errors.js';
+export { WebSocket, type WebSocketOptions, type SendOptions } from './node/websocket.js';
 export {
-  WebSocket,
   WebSocketHandler,
   fromClass,
-  createTrafficCounters,
-  prepareMessage,
-  batch,
-  corkLoopPass,
-  PreparedMessage,
-  DEFAULT_SETTINGS,
   type WebSocketHandlerClass,
   type WebSocketHandlerMethods,
   type WebSocketHandlers,
-  type WebSocketOptions,
-  type ConnectionSettings,
-  type MessageRateLimit,
-  type TrafficCounters,
   type HandlerResult,
   type MessageData,
-  type SendOptions,
-} from './node/websocket.js';
+} from './node/handlers.js';
+export { DEFAULT_SETTINGS, type ConnectionSettings, type MessageRateLimit } from './node/settings.js';
+export { createTrafficCounters, type TrafficCounters } from './node/counters.js';
+export { PreparedMessage, prepareMessage } from './node/prepared-message.js';
+export { batch, corkLoopPass } from './node/write-batch.js';
+export { WebSocketServer } from './node/server/server.js';
 export {
-  WebSocketServer,
-  requestInfo,
-  parseCookies,
   type WebSocketServerOptions,
   type RouteOptions,
   type RouteHandlers,
-  type RouteParams,
   type UpgradeContext,
   type UpgradeHook,
   type OriginRule,
   type AttachOptions,
   type ServerStats,
-  type RequestInfo,
-} from './node/server.js';
+} from './node/server/options.js';
+export { requestInfo, parseCookies, type RequestInfo } from './node/server/request.js';
+export type { RouteParams } from './node/server/router.js';
 export { connect, type ConnectOptions } from './node/client.js';
 export { createDeflateCodec } from './node/deflate.js';
 export { createConsoleLogger, silentLogger, type Logger, type LogFields, type LogLevel } from './node/logger.js';

@@ -1,14 +1,17 @@
 /**
- * The browser client of the hub protocol (`docs/protocol.md`), an ES module whose only imports
- * are `../hub/client-core.js` (the protocol logic, shared with the Node `HubClient`) and
- * `../hub/wire.js` (free of imports), so a page can load it with `<script type="module">` and
- * no bundler. `duplex serve` serves it at `/duplex/client.js`.
+ * The browser client of the hub protocol (`docs/protocol.md`), an ES module that imports only
+ * the hub client core and what it needs (`../hub/client-core.js`, `client-errors.js`,
+ * `client-reconnect.js`, `wire.js`, `../protocol/constants.js`: web-standard APIs only, nothing
+ * of Node), so a page can load it with `<script type="module">` and no bundler. `duplex serve`
+ * serves it at `/duplex/client.js`.
  *
- * It is the hub client core with the browser's `WebSocket` as the transport: connect with
- * a token, subscribe / unsubscribe / publish (acknowledged) / presence, join and leave events,
- * automatic reconnection with exponential backoff and full jitter (paused while the browser
- * says it is offline), and resubscription with recovery from the last offset and epoch seen, so
- * messages published while a page was away arrive after it comes back, in order, exactly once.
+ * It is the hub client core — shared with the Node `HubClient`: the protocol, the reconnection
+ * loop, its backoff and close-code policy, the defaults, the error class — with the browser's
+ * `WebSocket` as the transport: connect with a token, subscribe / unsubscribe / publish
+ * (acknowledged) / presence, join and leave events, automatic reconnection with exponential
+ * backoff and full jitter (paused while the browser says it is offline), and resubscription
+ * with recovery from the last offset and epoch seen, so messages published while a page was
+ * away arrive after it comes back, in order, exactly once.
  *
  * ```js
  * import { DuplexClient } from '/duplex/client.js';
@@ -22,26 +25,18 @@
 import type { Json, PresenceMember } from '../hub/broker.js';
 import type { ConnectResult, PublishResult, StreamPosition, SubscribeResult } from '../hub/wire.js';
 import { HubClientCore, type ClientState, type CoreEvents, type GapInfo, type HubTransport, type MessageListener, type MessageMeta, type SubscribeOptions } from '../hub/client-core.js';
+import { HubClientError } from '../hub/client-errors.js';
+import { HubCloseCode } from '../hub/client-reconnect.js';
 
 export type { Json, PresenceMember, ConnectResult, PublishResult, StreamPosition, SubscribeResult };
 export type { GapInfo, MessageListener, MessageMeta, SubscribeOptions, ClientState, HubTransport };
 
-/** A request refused by the server (`code`, e.g. E_FORBIDDEN) or failed on this side (E_TIMEOUT, E_CONNECTION_LOST, E_CLOSED, E_QUEUE_FULL). */
-export class DuplexError extends Error {
-  /** Always `'DuplexError'` (an own property, so it survives minification and crosses realms). */
-  override readonly name = 'DuplexError';
-  /**
-   * Made by the client for refusals and client-side failures; rarely useful to construct yourself.
-   * @param message What went wrong, for people: the server's message, or the client's.
-   */
-  constructor(
-    /** Stable, for programs: the server's code (E_FORBIDDEN…, see `docs/protocol.md`) or E_TIMEOUT, E_CONNECTION_LOST, E_QUEUE_FULL, E_CLOSED. */
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/**
+ * The error of every refused or failed request: the server's `code` (E_FORBIDDEN…) or the
+ * client's (E_TIMEOUT, E_CONNECTION_LOST, E_QUEUE_FULL, E_CLOSED). The same class as the Node
+ * client's `HubClientError` (`duplex-ws/hub`), under the name this module always gave it.
+ */
+export { HubClientError as DuplexError };
 
 /** Where a client is. */
 export type DuplexState = ClientState<'open'>;
@@ -60,7 +55,11 @@ export interface DuplexEvents extends CoreEvents<DuplexState> {
   /** Waiting `delay` ms before connection attempt `attempt`. */
   reconnecting: [
     info: {
-      /** Which attempt comes next: 1, 2, 3…; back to 1 after a connection that stayed up 5 s. */
+      /**
+       * Which attempt comes next, counting attempts in a row (the first connection attempt is 1,
+       * so the first retry after it is 2); back to 1 after a connection that stayed up 5 s. As the
+       * Node `HubClient` and `ReconnectingWebSocket` count.
+       */
       attempt: number;
       /** How long until it, in ms: random in [0, min(maxDelay, minDelay × 2^(attempt−1))] (full jitter). */
       delay: number;
@@ -95,7 +94,7 @@ export interface WebSocketLike {
   }>;
   /** Set by the client: the connection closed. */
   onclose: EventHandlerAttribute<{
-    /** The close code (1006: dropped without a close frame; 1008 other than "slow consumer" stops the client). */
+    /** The close code (1006: dropped without a close frame; 1003 and 1008 stop the client, 4008 "slow consumer" and the rest reconnect). */
     code: number;
     /** The close reason ('' if none). */
     reason: string;
@@ -112,21 +111,23 @@ export interface DuplexClientOptions {
   token?: string | (() => string | Promise<string>);
   /** Query parameters added to the URL (e.g. `{ name: 'Ada' }` for an anonymous demo server's presence). */
   params?: Record<string, string>;
-  /** First retry waits up to this long, ms (default 500). */
+  /** First retry waits up to this long, ms (default 1000, as the Node `HubClient`; the ceiling doubles per attempt). */
   minDelay?: number;
-  /** Retries wait at most this long, ms (default 10 000). */
+  /** Retries wait at most this long, ms (default 30 000, as the Node `HubClient`). */
   maxDelay?: number;
   /** A request without an answer for this long fails with E_TIMEOUT, ms (default 10 000). */
   requestTimeout?: number;
-  /** Publishes and presence queries kept while disconnected (default 500). */
+  /**
+   * Publishes and presence queries kept while disconnected (default 256, as the Node `HubClient`:
+   * a hub answers E_BUSY beyond 256 waiting requests of a connection); more → E_QUEUE_FULL.
+   */
   maxQueuedRequests?: number;
   /** The WebSocket class (default: the global one). */
   WebSocket?: WebSocketConstructor;
 }
 
+/** `WebSocket.OPEN`: the constant, as the class need not have it (a `WebSocketLike`). */
 const OPEN = 1;
-/** A connection that stayed up this long resets the backoff. */
-const RESET_AFTER = 5000;
 
 /** Resolve `url` against the page (`/ws` → `ws://host/ws`, `https:` pages → `wss:`). */
 function absoluteUrl(url: string, params: Record<string, string> | undefined): string {
@@ -139,40 +140,35 @@ function absoluteUrl(url: string, params: Record<string, string> | undefined): s
 }
 
 /** A hub client for browsers. Connects at once and stays connected until `close()`. */
-export class DuplexClient extends HubClientCore<'open', DuplexEvents, DuplexError> {
+export class DuplexClient extends HubClientCore<'open', DuplexEvents> {
   /** The URL connected to. */
   readonly url: string;
 
-  private readonly options: DuplexClientOptions;
   private readonly WS: WebSocketConstructor;
   private socket: WebSocketLike | undefined;
-  private attempt = 0;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private openedAt = 0;
+  /** A retry waits for the browser's `online` event (it was offline when the retry was due). */
   private waitingForOnline = false;
   private readonly onOnline = (): void => {
     if (!this.waitingForOnline || this.isClosed()) return;
     this.waitingForOnline = false;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    this.open();
+    this.retryNow();
   };
 
   /**
    * Starts connecting at once; requests made before the connection is up wait for it.
    * @param url The hub route, resolved against the page: `/ws` becomes `ws://host/ws` (`wss:` on an `https:` page).
    * @throws TypeError when there is no `WebSocket` class (no global one and no `options.WebSocket`).
+   * @throws RangeError when `minDelay` < 0 or `maxDelay` < `minDelay`.
    */
   constructor(url: string, options: DuplexClientOptions = {}) {
     super({
       openState: 'open',
-      error: (code, message) => new DuplexError(code, message),
       token: async () => (typeof options.token === 'function' ? options.token() : options.token),
-      requestTimeout: options.requestTimeout ?? 10_000,
-      maxQueuedRequests: options.maxQueuedRequests ?? 500,
+      requestTimeout: options.requestTimeout,
+      maxQueuedRequests: options.maxQueuedRequests,
       emitAllSubscribeErrors: true,
+      reconnect: { minDelay: options.minDelay, maxDelay: options.maxDelay },
     });
-    this.options = options;
     this.url = absoluteUrl(url, options.params);
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) throw new TypeError('no WebSocket class: pass options.WebSocket');
@@ -185,13 +181,13 @@ export class DuplexClient extends HubClientCore<'open', DuplexEvents, DuplexErro
       close: () => {
         const socket = this.socket;
         this.socket = undefined;
-        if (socket && socket.readyState <= OPEN) socket.close(1000, 'client closed');
+        if (socket && socket.readyState <= OPEN) socket.close(HubCloseCode.NormalClosure, 'client closed');
       },
       // 4000 (an application code: browsers may only send 1000 and 3000–4999) is retried.
       drop: () => this.socket?.close(4000, 'token unavailable'),
     };
     if (typeof addEventListener === 'function') addEventListener('online', this.onOnline);
-    this.open();
+    this.start();
   }
 
   /** Resolves once connected and authenticated. */
@@ -202,28 +198,46 @@ export class DuplexClient extends HubClientCore<'open', DuplexEvents, DuplexErro
   /** Stop for good. */
   close(): void {
     if (this.isClosed()) return;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (typeof removeEventListener === 'function') removeEventListener('online', this.onOnline);
     this.shutdown();
   }
 
-  // ---- transport: the browser's WebSocket, reconnected with backoff ----------------------------
+  protected override stop(error: HubClientError): boolean {
+    if (!super.stop(error)) return false;
+    if (typeof removeEventListener === 'function') removeEventListener('online', this.onOnline);
+    return true;
+  }
 
-  private open(): void {
-    if (this.isClosed()) return;
+  protected override disconnected(code: number, reason: string): void {
+    this.emit('disconnected', { code, reason });
+  }
+
+  protected override retrying(attempt: number, delay: number): void {
+    if (offline()) this.waitingForOnline = true;
+    this.emit('reconnecting', { attempt, delay });
+  }
+
+  /** No network: wait (the `online` event retries at once; meanwhile the delay comes round again). */
+  protected override canConnect(): boolean {
+    this.waitingForOnline = offline();
+    return !this.waitingForOnline;
+  }
+
+  // ---- transport: the browser's WebSocket, one per attempt -------------------------------------
+
+  protected override openConnection(): void {
     let socket: WebSocketLike;
     try {
       socket = new this.WS(this.url);
     } catch (error) {
-      this.reportError(error);
-      this.scheduleRetry();
+      // A `SyntaxError` (a bad URL) stops the client; anything else is retried.
+      const err = error instanceof Error ? error : new Error(String(error));
+      this.reportError(err);
+      this.attemptFailed(err);
       return;
     }
     this.socket = socket;
     socket.onopen = () => {
-      if (this.socket !== socket) return;
-      this.openedAt = Date.now();
-      void this.connectionOpened();
+      if (this.socket === socket) void this.connectionOpened();
     };
     socket.onmessage = (event) => {
       if (this.socket === socket && typeof event.data === 'string') this.receive(event.data);
@@ -232,47 +246,13 @@ export class DuplexClient extends HubClientCore<'open', DuplexEvents, DuplexErro
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.socket = undefined;
-      this.onDisconnect(event.code, event.reason);
+      // A failed attempt closes too (1006, the browser says no more): the core tells them apart.
+      this.connectionClosed(event.code, event.reason);
     };
   }
+}
 
-  private onDisconnect(code: number, reason: string): void {
-    this.connectionLost();
-    if (this.isClosed()) return;
-    if (this.openedAt > 0) this.emit('disconnected', { code, reason });
-    // 1008: the server refused us (bad token, abuse); retrying will not help — except after a
-    // slow-consumer close, which a reconnection with recovery repairs.
-    if (code === 1008 && reason !== 'slow consumer') {
-      this.reportError(new DuplexError('E_UNAUTHORIZED', `the server closed the connection: ${reason || 'policy violation'}`));
-      this.stop(new DuplexError('E_CLOSED', `refused by the server: ${reason}`));
-      return;
-    }
-    if (this.openedAt > 0 && Date.now() - this.openedAt >= RESET_AFTER) this.attempt = 0;
-    this.openedAt = 0;
-    this.reconnecting();
-    this.scheduleRetry();
-  }
-
-  /** Full-jitter exponential backoff; while the browser is offline, wait for it to come back. */
-  private scheduleRetry(): void {
-    if (this.isClosed()) return;
-    this.attempt++;
-    const min = this.options.minDelay ?? 500;
-    const max = this.options.maxDelay ?? 10_000;
-    const delay = Math.round(Math.random() * Math.min(max, min * 2 ** (this.attempt - 1)));
-    if (typeof navigator !== 'undefined' && navigator.onLine === false) this.waitingForOnline = true;
-    this.emit('reconnecting', { attempt: this.attempt, delay });
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      if (typeof navigator !== 'undefined' && navigator.onLine === false) {
-        // No network: the `online` event retries at once; meanwhile check now and then.
-        this.waitingForOnline = true;
-        this.attempt--;
-        this.scheduleRetry();
-        return;
-      }
-      this.waitingForOnline = false;
-      this.open();
-    }, delay);
-  }
+/** Whether the browser says it has no network. */
+function offline(): boolean {
+  return typeof navigator !== 'undefined' && navigator.onLine === false;
 }

@@ -10,7 +10,8 @@ import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { connect } from '../node/client.js';
 import { CloseCode, State } from '../protocol/constants.js';
 import { HandshakeError } from '../protocol/errors.js';
-import { UsageError, type Parsed } from './main.js';
+import { rangeOf, UsageError, type Parsed } from './args.js';
+import { CONNECT_FLAGS } from './flags.js';
 import type { WebSocket } from '../node/websocket.js';
 
 /** Headers the handshake writes itself, and the flag to use instead. */
@@ -82,9 +83,10 @@ function tlsOptions(values: Parsed['values']): TlsOptions {
 }
 
 function waitFlag(value: unknown): number {
-  if (value === undefined) return 2;
+  const { min, max, fallback } = rangeOf('wait', CONNECT_FLAGS.wait);
+  if (value === undefined) return fallback;
   const n = Number(value);
-  if (value === '' || !Number.isFinite(n) || n < 0 || n > 86_400) throw new UsageError(`--wait must be a number of seconds from 0 to 86400, got "${String(value)}"`);
+  if (value === '' || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`--wait must be a number of seconds from ${min} to ${max}, got "${String(value)}"`);
   return n;
 }
 

@@ -1,13 +1,13 @@
 /** `duplex echo`: every message comes back with the same type and bytes. */
-import { WebSocketServer } from '../node/server.js';
+import { WebSocketServer } from '../node/server/server.js';
 import { createConsoleLogger } from '../node/logger.js';
-import { DEFAULT_MAX_MESSAGE_SIZE } from '../protocol/constants.js';
-import { intFlag, type Parsed } from './main.js';
+import { intFlag, type Parsed } from './args.js';
+import { ECHO_FLAGS } from './flags.js';
 
 export async function echoCommand({ values }: Parsed): Promise<number> {
-  const port = intFlag(values.port, 'port', 8080, 0, 65535);
-  const host = typeof values.host === 'string' ? values.host : '127.0.0.1';
-  const maxMessageSize = intFlag(values['max-message-size'], 'max-message-size', DEFAULT_MAX_MESSAGE_SIZE, 1, 2 ** 31);
+  const port = intFlag(values, ECHO_FLAGS, 'port');
+  const host = typeof values.host === 'string' ? values.host : ECHO_FLAGS.host.default;
+  const maxMessageSize = intFlag(values, ECHO_FLAGS, 'max-message-size');
   const logger = createConsoleLogger('warn');
   const server = new WebSocketServer({
     perMessageDeflate: true,

@@ -8,7 +8,7 @@ import { requirePeer } from '../node/peer.js';
 
 // prom-client is an optional peer dependency of duplex-ws: only `duplex serve` needs it.
 const { Counter, Gauge, Registry, collectDefaultMetrics } = requirePeer<typeof import('prom-client')>('prom-client', 'duplex serve');
-import type { ServerStats } from '../node/server.js';
+import type { ServerStats } from '../node/server/options.js';
 import type { HubStats } from '../hub/hub.js';
 
 /** Where the numbers come from. */

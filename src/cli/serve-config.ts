@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createPublicKey } from 'node:crypto';
 import { resolve } from 'node:path';
+import { SERVE_FLAGS } from './flags.js';
 
 /** A configuration value that cannot be used. The CLI prints it and exits with 2. */
 export class ConfigError extends Error {
@@ -94,46 +95,64 @@ type Kind = 'port' | 'int' | 'nonneg' | 'string' | 'bool' | 'strings' | 'level' 
 interface Field {
   readonly path: readonly string[];
   readonly kind: Kind;
-  readonly env?: string;
-  readonly flag?: string;
+  readonly env: string;
 }
 
-/** Every configuration key: its place in the file, its environment variable and its flag. */
+/**
+ * Every configuration key: its place in the file and its environment variable. The flags that
+ * set keys are defined with the other flags (SERVE_FLAGS in flags.ts, each naming its key).
+ */
 const FIELDS: readonly Field[] = [
-  { path: ['port'], kind: 'port', env: 'DUPLEX_PORT', flag: 'port' },
-  { path: ['host'], kind: 'string', env: 'DUPLEX_HOST', flag: 'host' },
-  { path: ['tls', 'cert'], kind: 'string', env: 'DUPLEX_TLS_CERT', flag: 'tls-cert' },
-  { path: ['tls', 'key'], kind: 'string', env: 'DUPLEX_TLS_KEY', flag: 'tls-key' },
-  { path: ['allowedOrigins'], kind: 'strings', env: 'DUPLEX_ALLOWED_ORIGINS', flag: 'allowed-origin' },
+  { path: ['port'], kind: 'port', env: 'DUPLEX_PORT' },
+  { path: ['host'], kind: 'string', env: 'DUPLEX_HOST' },
+  { path: ['tls', 'cert'], kind: 'string', env: 'DUPLEX_TLS_CERT' },
+  { path: ['tls', 'key'], kind: 'string', env: 'DUPLEX_TLS_KEY' },
+  { path: ['allowedOrigins'], kind: 'strings', env: 'DUPLEX_ALLOWED_ORIGINS' },
   { path: ['auth', 'secret'], kind: 'string', env: 'DUPLEX_AUTH_SECRET' },
-  { path: ['auth', 'publicKey'], kind: 'string', env: 'DUPLEX_AUTH_PUBLIC_KEY', flag: 'auth-public-key' },
-  { path: ['auth', 'anonymous'], kind: 'bool', env: 'DUPLEX_AUTH_ANONYMOUS', flag: 'anonymous' },
+  { path: ['auth', 'publicKey'], kind: 'string', env: 'DUPLEX_AUTH_PUBLIC_KEY' },
+  { path: ['auth', 'anonymous'], kind: 'bool', env: 'DUPLEX_AUTH_ANONYMOUS' },
   { path: ['auth', 'issuer'], kind: 'string', env: 'DUPLEX_AUTH_ISSUER' },
   { path: ['auth', 'audience'], kind: 'string', env: 'DUPLEX_AUTH_AUDIENCE' },
-  { path: ['limits', 'maxMessageSize'], kind: 'int', env: 'DUPLEX_MAX_MESSAGE_SIZE', flag: 'max-message-size' },
+  { path: ['limits', 'maxMessageSize'], kind: 'int', env: 'DUPLEX_MAX_MESSAGE_SIZE' },
   { path: ['limits', 'maxHubMessageSize'], kind: 'int', env: 'DUPLEX_MAX_HUB_MESSAGE_SIZE' },
-  { path: ['limits', 'maxConnections'], kind: 'int', env: 'DUPLEX_MAX_CONNECTIONS', flag: 'max-connections' },
+  { path: ['limits', 'maxConnections'], kind: 'int', env: 'DUPLEX_MAX_CONNECTIONS' },
   { path: ['limits', 'maxSubscriptions'], kind: 'int', env: 'DUPLEX_MAX_SUBSCRIPTIONS' },
   { path: ['limits', 'maxBufferedAmount'], kind: 'int', env: 'DUPLEX_MAX_BUFFERED_AMOUNT' },
   { path: ['limits', 'slowConsumer'], kind: 'policy', env: 'DUPLEX_SLOW_CONSUMER' },
   { path: ['limits', 'idleTimeout'], kind: 'nonneg', env: 'DUPLEX_IDLE_TIMEOUT' },
-  { path: ['history', 'size'], kind: 'nonneg', env: 'DUPLEX_HISTORY_SIZE', flag: 'history-size' },
-  { path: ['history', 'ttl'], kind: 'nonneg', env: 'DUPLEX_HISTORY_TTL', flag: 'history-ttl' },
+  { path: ['history', 'size'], kind: 'nonneg', env: 'DUPLEX_HISTORY_SIZE' },
+  { path: ['history', 'ttl'], kind: 'nonneg', env: 'DUPLEX_HISTORY_TTL' },
   { path: ['history', 'ephemeralPrefixes'], kind: 'strings', env: 'DUPLEX_HISTORY_EPHEMERAL_PREFIXES' },
-  { path: ['broker'], kind: 'string', env: 'DUPLEX_BROKER', flag: 'broker' },
-  { path: ['logLevel'], kind: 'level', env: 'DUPLEX_LOG_LEVEL', flag: 'log-level' },
-  { path: ['jsonLogs'], kind: 'bool', env: 'DUPLEX_JSON_LOGS', flag: 'json-logs' },
+  { path: ['broker'], kind: 'string', env: 'DUPLEX_BROKER' },
+  { path: ['logLevel'], kind: 'level', env: 'DUPLEX_LOG_LEVEL' },
+  { path: ['jsonLogs'], kind: 'bool', env: 'DUPLEX_JSON_LOGS' },
   { path: ['demoFeed'], kind: 'bool', env: 'DUPLEX_DEMO_FEED' },
   { path: ['apps'], kind: 'bool', env: 'DUPLEX_APPS' },
 ];
 
 /** The environment variables `duplex serve` reads (for the docs and the usage text). */
-export const ENV_VARIABLES = ['DUPLEX_CONFIG', ...FIELDS.flatMap((f) => (f.env ? [f.env] : []))];
+export const ENV_VARIABLES = ['DUPLEX_CONFIG', ...FIELDS.map((f) => f.env)];
 
 const SECTIONS = new Set(['tls', 'auth', 'limits', 'history']);
 
 function keyName(path: readonly string[]): string {
   return path.join('.');
+}
+
+/** The flag that sets each config key, by key (`limits.maxMessageSize` → `max-message-size`). */
+const FLAG_OF_KEY: ReadonlyMap<string, string> = new Map(
+  Object.entries(SERVE_FLAGS).flatMap(([name, flag]): Array<[string, string]> => ('config' in flag ? [[flag.config, name]] : [])),
+);
+// A flag naming a key that does not exist would be accepted and ignored: fail on load instead.
+for (const [key, flag] of FLAG_OF_KEY) {
+  if (!FIELDS.some((field) => keyName(field.path) === key)) throw new Error(`serve flag --${flag} names the unknown config key ${key}`);
+}
+
+/** The default of a config key (`history.size` → 100), e.g. for the usage text. */
+export function configDefault(key: string): unknown {
+  let value: unknown = defaultConfig();
+  for (const part of key.split('.')) value = (value as Record<string, unknown> | undefined)?.[part];
+  return value;
 }
 
 /** Convert one raw value (JSON from the file; a string from env or flags) to its kind, or throw. */
@@ -240,17 +259,17 @@ export function loadConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.e
   const file = typeof flags.config === 'string' ? flags.config : env.DUPLEX_CONFIG;
   if (file !== undefined && file !== '') applyFile(config, resolve(file), set);
   for (const field of FIELDS) {
-    if (field.env === undefined) continue;
     const raw = env[field.env];
     if (raw === undefined || raw === '') continue;
     assign(config, field.path, convert(field, raw, `environment variable ${field.env}`), set);
   }
   for (const field of FIELDS) {
-    if (field.flag === undefined) continue;
-    const raw = flags[field.flag];
+    const flag = FLAG_OF_KEY.get(keyName(field.path));
+    if (flag === undefined) continue;
+    const raw = flags[flag];
     if (raw === undefined) continue;
     const value = Array.isArray(raw) ? raw.join(',') : raw;
-    assign(config, field.path, convert(field, typeof value === 'boolean' ? value : String(value), `flag --${field.flag}`), set);
+    assign(config, field.path, convert(field, typeof value === 'boolean' ? value : String(value), `flag --${flag}`), set);
   }
   validate(config, set);
   return config;

@@ -14,7 +14,8 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { DestinationStream } from 'pino';
 import { requirePeer } from '../node/peer.js';
-import { WebSocketServer, requestInfo } from '../node/server.js';
+import { WebSocketServer } from '../node/server/server.js';
+import { requestInfo } from '../node/server/request.js';
 import type { Logger } from '../node/logger.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { Hub, type HubOptions } from '../hub/hub.js';
@@ -25,7 +26,7 @@ import type { HubIdentity } from '../hub/auth.js';
 import { ConfigError, loadConfig, type ServeConfig } from './serve-config.js';
 import { createMetrics } from './metrics.js';
 import { SECURITY_HEADERS, sendText, serveStatic } from './static.js';
-import type { Parsed } from './main.js';
+import type { Parsed } from './args.js';
 
 // pino is an optional peer dependency of duplex-ws: only `duplex serve` needs it.
 const { pino } = requirePeer<typeof import('pino')>('pino', 'duplex serve');
@@ -34,7 +35,7 @@ const { pino } = requirePeer<typeof import('pino')>('pino', 'duplex serve');
 const DIST_SRC = fileURLToPath(new URL('../', import.meta.url));
 const APPS = fileURLToPath(new URL('../../../apps/', import.meta.url));
 /** The compiled modules a browser may load from `/duplex/` (the client and its imports). */
-const CLIENT_FILES = new Set(['browser/client.js', 'hub/client-core.js', 'hub/wire.js']);
+const CLIENT_FILES = new Set(['browser/client.js', 'hub/client-core.js', 'hub/client-errors.js', 'hub/client-reconnect.js', 'hub/wire.js', 'protocol/constants.js']);
 /** `/duplex/client.js`: a stable URL for pages; it re-exports the compiled client next to it. */
 const CLIENT_ENTRY = "// duplex browser client: see /duplex/browser/client.js\nexport * from './browser/client.js';\n";
 /** The dashboard demo's feed. */

@@ -1,12 +1,17 @@
 /**
  * Token authentication for hub connections: JSON Web Tokens (RFC 7519) verified with `jose`,
  * signed with an HMAC secret (HS256) or a private key whose public half is configured here
- * (RS256, ES256). `sub` becomes the user id; an optional `info` claim is shown in presence.
+ * (RS256, ES256), or by a verifier of your own. `sub` becomes the user id; an optional `info`
+ * claim is shown in presence. A token comes in the handshake (`HubAuth.handshake`, the upgrade
+ * hook) or in a `connect` message (`HubAuth.verify`).
  */
 import { createPublicKey, type JsonWebKey as NodeJwk, type KeyObject } from 'node:crypto';
 import type { JWTPayload } from 'jose';
+import type { Logger } from '../node/logger.js';
 import { assertPeersInstalled, importPeer } from '../node/peer.js';
+import { HandshakeError } from '../protocol/errors.js';
 import type { Json } from './broker.js';
+import { errorMessage } from './errors.js';
 
 /** Who a hub connection is: its user id (absent for anonymous connections) and what others see of it. */
 export interface HubIdentity {
@@ -131,4 +136,114 @@ export function tokenFromRequest(headers: { readonly authorization?: string | un
   }
   const fromQuery = query.get('token');
   return fromQuery === null || fromQuery === '' ? undefined : fromQuery;
+}
+
+/** How connections authenticate. */
+export interface HubAuthOptions<User extends HubIdentity = HubIdentity> {
+  /** Verify JWTs (HS256 secret or RS256/ES256 public key). */
+  jwt?: JwtOptions;
+  /** Or verify tokens yourself: return the identity, throw (e.g. `AuthError`) to refuse. */
+  verify?(token: string): User | Promise<User>;
+  /**
+   * Refuse a handshake that carries no token with 401 (default false: the connection may
+   * still authenticate with a `connect` message within `connectTimeout`).
+   */
+  requireHandshakeToken?: boolean;
+}
+
+/** What the hub keeps as `ws.data`: `hub.authenticate` returns it; any upgrade hook may. */
+export interface HubSocketData<User extends HubIdentity = HubIdentity> {
+  /** The user the handshake's token authenticated; undefined without one (a `connect` message may still authenticate). */
+  readonly user: User | undefined;
+}
+
+/** The user a handshake authenticated, from whatever an upgrade hook left as `ws.data`. */
+export function handshakeUser<User extends HubIdentity>(data: unknown): User | undefined {
+  const isHubSocketData = typeof data === 'object' && data !== null && 'user' in data;
+  return isHubSocketData ? (data as HubSocketData<User>).user : undefined;
+}
+
+/** What the handshake request offers for authentication. */
+export interface HandshakeCredentials {
+  /** The request's headers (only `authorization` is read). */
+  readonly headers: { readonly authorization?: string | undefined };
+  /** The request's query (only `token` is read). */
+  readonly query: URLSearchParams;
+}
+
+/** The hub options `HubAuth` reads. */
+interface HubAuthSettings<User extends HubIdentity> {
+  readonly auth?: HubAuthOptions<User> | undefined;
+  readonly anonymous?: boolean | undefined;
+}
+
+function reasonOf(error: unknown): string {
+  return error instanceof AuthError ? error.message : 'token is invalid';
+}
+
+/** A hub's token check, as its options configure it: at the handshake, and for `connect`. */
+export class HubAuth<User extends HubIdentity> {
+  readonly #verifier: TokenVerifier<User> | undefined;
+  /** The hub's options: `requireHandshakeToken` is read when a handshake comes. */
+  readonly #options: HubAuthSettings<User>;
+  readonly #logger: Logger;
+
+  /**
+   * Reads `auth` and `anonymous` once (`requireHandshakeToken` when a handshake comes).
+   * @throws TypeError when neither `auth` nor `anonymous` is given, or `auth` has both `jwt` and `verify`.
+   * @throws MissingPeerDependencyError with `auth.jwt` when the `jose` package is not installed.
+   */
+  constructor(options: HubAuthSettings<User>, logger: Logger) {
+    const auth = options.auth;
+    if (auth?.jwt && auth.verify) throw new TypeError('hub auth: give jwt or verify, not both');
+    if (auth?.verify) {
+      const verify = auth.verify;
+      this.#verifier = async (token) => verify(token);
+    } else if (auth?.jwt) {
+      // The JWT identity is { id, info }; a hub with a richer User type supplies `verify` instead.
+      this.#verifier = createJwtVerifier(auth.jwt) as TokenVerifier<User>;
+    }
+    if (!this.#verifier && !(options.anonymous ?? false)) {
+      throw new TypeError('hub: configure auth (jwt or verify) or set anonymous: true to admit connections without a token');
+    }
+    this.#options = options;
+    this.#logger = logger;
+  }
+
+  /** Whether this hub verifies tokens at all (an anonymous hub without `auth` does not). */
+  get acceptsTokens(): boolean {
+    return this.#verifier !== undefined;
+  }
+
+  /**
+   * The work of the upgrade hook: no token → no user (or 401 with `requireHandshakeToken`); a
+   * bad token → 401, with the reason (RFC 6750 §3.1 `invalid_token`).
+   */
+  async handshake(request: HandshakeCredentials): Promise<HubSocketData<User>> {
+    const token = tokenFromRequest(request.headers, request.query);
+    const challenge = { 'WWW-Authenticate': 'Bearer' };
+    if (token === undefined) {
+      if (this.#options.auth?.requireHandshakeToken) throw new HandshakeError('a bearer token is required', 401, challenge);
+      return { user: undefined };
+    }
+    if (!this.#verifier) throw new HandshakeError('this hub does not accept tokens', 401, challenge);
+    try {
+      return { user: await this.#verifier(token) };
+    } catch (error) {
+      if (!(error instanceof AuthError)) this.#logger.warn({ err: errorMessage(error) }, 'token verifier failed');
+      throw new HandshakeError(reasonOf(error), 401, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+    }
+  }
+
+  /**
+   * Verify the token of a `connect` message: the user, or an `AuthError` saying why not (sent to
+   * the client as is). Only for a hub that `acceptsTokens`.
+   */
+  async verify(token: string): Promise<{ readonly user: User } | { readonly refused: AuthError }> {
+    try {
+      return { user: await this.#verifier!(token) };
+    } catch (error) {
+      return { refused: error instanceof AuthError ? error : new AuthError(reasonOf(error)) };
+    }
+  }
 }

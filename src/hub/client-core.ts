@@ -5,109 +5,38 @@
  * subscriptions restored after every reconnection with recovery from the last offset and epoch
  * seen (each publication delivered once, in order, or a `gap` event), presence, and events.
  *
- * It uses web-standard APIs only (timers, Promise, Map, JSON) and `wire.ts`, so browsers load
- * it as a plain ES module. The connection is the subclass's: it reconnects by itself (with its
- * own backoff) and reports to the core through the protected methods `connectionOpened`,
- * `receive`, `connectionLost`, `reconnecting` and `stop`; the core writes through a
- * `HubTransport`.
+ * The core also owns the reconnection loop (`client-reconnect.ts`: one backoff, one policy by
+ * close code, one set of defaults) and the error class (`client-errors.ts`), so the two clients
+ * differ only in their transport. A subclass opens one connection per attempt in
+ * `openConnection(attempt)` and reports `connectionOpened`, `receive`, then `connectionClosed`
+ * (or `attemptFailed` if it never opened); the core writes through a `HubTransport`.
+ *
+ * It uses web-standard APIs only (timers, Promise, Map, JSON) and the modules named above, none
+ * of which imports anything of Node, so browsers load it as a plain ES module.
  */
 import type { Json, PresenceMember } from './broker.js';
-import {
-  parseServerMessage,
-  readPresenceResult,
-  readSubscribeResult,
-  type ConnectResult,
-  type GapReason,
-  type PublishResult,
-  type StreamPosition,
-  type SubscribeResult,
-} from './wire.js';
+import { HubClientError } from './client-errors.js';
+import { HUB_CLIENT_DEFAULTS, Reconnector, type ConnectionEnd, type GiveUpReason, type ReconnectSettings } from './client-reconnect.js';
+import type { ClientState, CoreEvents, HubTransport, MessageListener, MessageMeta, SubscribeOptions } from './client-types.js';
+import { parseServerMessage, readPresenceResult, readSubscribeResult, type ConnectResult, type PublishResult, type StreamPosition, type SubscribeResult } from './wire.js';
 
-/** What a subscriber learns about each publication. */
-export interface MessageMeta {
-  /** The topic it was published to. */
-  readonly topic: string;
-  /** Its offset in `epoch`; remembered per topic, recovery after a reconnection starts after it. */
-  readonly offset: number;
-  /** The epoch of the topic's history it belongs to. */
-  readonly epoch: string;
-  /** True if it came from history (on subscribe with `from`, or after a reconnection) rather than live. */
-  readonly recovered: boolean;
-}
+// The public types live in `client-types.ts` (types only, never loaded); the clients import them from here.
+export type { ClientState, CoreEvents, GapInfo, HubTransport, MessageListener, MessageMeta, SubscribeOptions } from './client-types.js';
 
-/** Called for each publication of a subscribed topic, in offset order. */
-export type MessageListener = (data: Json, meta: MessageMeta) => void;
-
-/** Publications were lost for this client for good (`offset` is the position after the loss). */
-export interface GapInfo {
-  /** The topic that lost publications. */
-  readonly topic: string;
-  /** 'epoch changed' (the broker lost the topic's history) or 'too old' (history no longer reaches back). */
-  readonly reason: GapReason;
-  /** The epoch the client continues in. */
-  readonly epoch: string;
-  /** The offset the client continues after: what came before it and was not delivered is gone. */
-  readonly offset: number;
-}
-
-/** Where a client is: `Open` is its name for connected and authenticated ('connected', 'open'). */
-export type ClientState<Open extends string> = 'connecting' | Open | 'reconnecting' | 'closed';
-
-/** The events every hub client emits (a client may add its own) and their listeners' arguments. */
-export interface CoreEvents<State extends string> {
-  /** The state changed. */
-  state: [state: State];
-  /** Connected and authenticated (first time and after each reconnection); subscriptions are being restored. */
-  connected: [info: ConnectResult];
-  /** Any publication of any topic (after its topic's listener), including topics subscribed by server code. */
-  message: [data: Json, meta: MessageMeta];
-  /** A message to this connection, its user, or everyone (`sendToConnection`/`sendToUser`/`broadcast`). */
-  push: [data: Json];
-  /** A connection joined a subscribed topic's presence (not sent for this client's own join). */
-  join: [topic: string, member: PresenceMember];
-  /** A connection left a subscribed topic's presence (also when its node died; not sent for this client's own leave). */
-  leave: [topic: string, member: PresenceMember];
-  /** Publications of a topic were lost (history too short, or the broker lost it). */
-  gap: [info: GapInfo];
-  /** An error not tied to a request (a server error without id, a failed connect, a listener that threw). */
-  error: [error: Error];
-}
-
-/** An error with a protocol code (E_FORBIDDEN, E_TIMEOUT, E_CONNECTION_LOST, E_CLOSED, …). */
-export interface CodedError extends Error {
-  readonly code: string;
-}
-
-/** Where the core writes: the current connection of a transport that reconnects by itself. */
-export interface HubTransport {
-  /** Send a text message on the open connection. */
-  send(text: string): void;
-  /** Close for good (code 1000), no reconnection. */
-  close(): void;
-  /** Drop the current connection so that the transport reconnects (e.g. the token could not be had). */
-  drop(): void;
-}
-
-/** How a client names and words things (the Node and browser clients differ). */
-export interface CoreConfig<Open extends string, Err extends CodedError> {
+/** What a client configures in the core; unset limits and policy fields have `HUB_CLIENT_DEFAULTS`. */
+export interface CoreConfig<Open extends string> {
   /** The state name once connected and authenticated ('connected', 'open'). */
   readonly openState: Open;
-  /** Makes the client's error class. */
-  readonly error: (code: string, message: string) => Err;
   /** The token sent in the `connect` message, if any. */
   readonly token: () => Promise<string | undefined>;
-  readonly requestTimeout: number;
-  readonly maxQueuedRequests: number;
+  /** A request without an answer this long fails with E_TIMEOUT, ms. */
+  readonly requestTimeout?: number | undefined;
+  /** Requests kept while disconnected; more fail with E_QUEUE_FULL. */
+  readonly maxQueuedRequests?: number | undefined;
   /** Emit `error` for a refused first subscription too (it also rejects `subscribe`), not only for resubscriptions. */
   readonly emitAllSubscribeErrors: boolean;
-}
-
-/** Options of `subscribe`. */
-export interface SubscribeOptions {
-  /** Start from this position: publications after it are delivered from history first (`recovered: true`). */
-  from?: StreamPosition;
-  /** Recover what was missed after a reconnection (default true; false for ephemeral topics such as typing indicators). */
-  recover?: boolean;
+  /** Backoff, give-up and policy settings of the reconnection loop. */
+  readonly reconnect: ReconnectSettings;
 }
 
 /** A request waiting for its answer. */
@@ -115,7 +44,7 @@ interface Pending {
   readonly id: number;
   readonly text: string;
   readonly resolve: (result: Record<string, unknown>) => void;
-  readonly reject: (error: CodedError) => void;
+  readonly reject: (error: HubClientError) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
   sent: boolean;
 }
@@ -131,7 +60,7 @@ interface Sub {
   answered: boolean;
   /** The id of the subscribe request in flight, if any. */
   requestId: number | undefined;
-  waiters: Array<{ resolve: (result: SubscribeResult) => void; reject: (error: CodedError) => void }>;
+  waiters: Array<{ resolve: (result: SubscribeResult) => void; reject: (error: HubClientError) => void }>;
 }
 
 type AnyListener = (...args: never[]) => void;
@@ -140,8 +69,8 @@ type EventMap<Events> = { [K in keyof Events]: unknown[] };
 
 const toError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
 
-/** The protocol logic of a hub client; subclasses bring the connection. */
-export class HubClientCore<Open extends string, Events extends CoreEvents<ClientState<Open>> & EventMap<Events>, Err extends CodedError> {
+/** The protocol logic and reconnection loop of a hub client; subclasses bring the connection. */
+export abstract class HubClientCore<Open extends string, Events extends CoreEvents<ClientState<Open>> & EventMap<Events>> {
   /** The id the server gave the current connection (undefined while not connected). */
   connId: string | undefined;
   /** The user id the server authenticated (undefined for anonymous). */
@@ -152,7 +81,12 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
   /** True once `connect` was answered on the current connection. */
   protected ready = false;
 
-  private readonly config: CoreConfig<Open, Err>;
+  private readonly config: CoreConfig<Open>;
+  private readonly requestTimeout: number;
+  private readonly maxQueuedRequests: number;
+  private readonly reconnector: Reconnector;
+  /** True from `connectionOpened` to `connectionClosed`: the socket of the current attempt is open. */
+  private linkOpen = false;
   private readonly listeners = new Map<PropertyKey, Set<AnyListener>>();
   private readonly subs = new Map<string, Sub>();
   private readonly requests = new Map<number, Pending>();
@@ -162,8 +96,37 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
   private _state: ClientState<Open> = 'connecting';
   private readyWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
 
-  constructor(config: CoreConfig<Open, Err>) {
+  /** @throws RangeError for an inconsistent reconnection policy (`minDelay` > `maxDelay`, …). */
+  constructor(config: CoreConfig<Open>) {
     this.config = config;
+    this.requestTimeout = config.requestTimeout ?? HUB_CLIENT_DEFAULTS.requestTimeout;
+    this.maxQueuedRequests = config.maxQueuedRequests ?? HUB_CLIENT_DEFAULTS.maxQueuedRequests;
+    const shouldReconnect = config.reconnect.shouldReconnect;
+    this.reconnector = new Reconnector(
+      {
+        ...config.reconnect,
+        // A policy that throws is reported, and taken as "no".
+        ...(shouldReconnect && {
+          shouldReconnect: (cause: ConnectionEnd) => {
+            try {
+              return shouldReconnect(cause);
+            } catch (error) {
+              this.reportError(error);
+              return false;
+            }
+          },
+        }),
+      },
+      {
+        connect: (attempt) => this.openConnection(attempt),
+        retrying: (info) => {
+          this.setState('reconnecting');
+          this.retrying(info.attempt, info.delay);
+        },
+        stopped: (reason, cause) => this.giveUp(reason, cause),
+        canConnect: () => this.canConnect(),
+      },
+    );
   }
 
   /** Where the client is. */
@@ -188,10 +151,13 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
    * Subscribe to `topic`; `listener` gets its publications in offset order, exactly once, across
    * reconnections (each one resubscribes with recovery from the last offset seen). Resolves when
    * the server acknowledged (rejects with the server's error code, e.g. E_FORBIDDEN).
+   * `options.from` starts from a position instead (the history after it comes first, with
+   * `recovered: true`); `options.recover: false` resubscribes afresh after a reconnection, without
+   * what was missed (ephemeral topics such as typing indicators).
    */
   subscribe(topic: string, listener?: MessageListener, options: SubscribeOptions = {}): Promise<SubscribeResult> {
-    if (this.isClosed()) return Promise.reject(this.config.error('E_CLOSED', 'the client is closed'));
-    if (this.subs.has(topic)) return Promise.reject(this.config.error('E_ALREADY_SUBSCRIBED', `already subscribed to ${topic}`));
+    if (this.isClosed()) return Promise.reject(new HubClientError('E_CLOSED', 'the client is closed'));
+    if (this.subs.has(topic)) return Promise.reject(new HubClientError('E_ALREADY_SUBSCRIBED', `already subscribed to ${topic}`));
     const sub: Sub = { topic, listener, recover: options.recover ?? true, position: options.from, answered: false, requestId: undefined, waiters: [] };
     this.subs.set(topic, sub);
     const done = new Promise<SubscribeResult>((resolve, reject) => sub.waiters.push({ resolve, reject }));
@@ -204,13 +170,13 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
     const sub = this.subs.get(topic);
     if (!sub) return;
     this.subs.delete(topic);
-    for (const waiter of sub.waiters.splice(0)) waiter.reject(this.config.error('E_NOT_SUBSCRIBED', `unsubscribed from ${topic} before the server answered`));
+    for (const waiter of sub.waiters.splice(0)) waiter.reject(new HubClientError('E_NOT_SUBSCRIBED', `unsubscribed from ${topic} before the server answered`));
     if (!this.ready) return;
     try {
       await this.request({ type: 'unsubscribe', topic }, false);
     } catch (error) {
       // Not subscribed on the server (never was, or the connection changed): the outcome is the same.
-      const code = (error as Partial<CodedError>).code;
+      const code = (error as Partial<HubClientError>).code;
       if (code !== 'E_NOT_SUBSCRIBED' && code !== 'E_CONNECTION_LOST') throw error;
     }
   }
@@ -230,7 +196,7 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
   /** Who is in `topic` now, across all server nodes (one member per connection). */
   async presence(topic: string): Promise<PresenceMember[]> {
     const members = readPresenceResult(await this.request({ type: 'presence', topic }, true));
-    if (!members) throw this.config.error('E_BAD_REQUEST', 'malformed presence reply');
+    if (!members) throw new HubClientError('E_BAD_REQUEST', 'malformed presence reply');
     return members;
   }
 
@@ -246,12 +212,53 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
     return this.subs.get(topic)?.position;
   }
 
-  // ---- for the subclass: its connection's events -------------------------------------------------
+  // ---- for the subclass: its connection and its events ------------------------------------------
+
+  /**
+   * Open one connection (attempt `attempt`: 1, 2, 3… since the last connection that stayed up).
+   * Report `connectionOpened()` once it is open, then `connectionClosed()`; or `attemptFailed()`.
+   */
+  protected abstract openConnection(attempt: number): void;
+
+  /** Start connecting: the subclass calls it at the end of its constructor (the first attempt runs in a microtask). */
+  protected start(): void {
+    this.reconnector.start();
+  }
+
+  /** Attempt now if a retry is waiting (e.g. the network came back). False if none was waiting. */
+  protected retryNow(): boolean {
+    return this.reconnector.retryNow();
+  }
+
+  /** Whether an attempt may start now; false makes it wait another delay (e.g. while offline). */
+  protected canConnect(): boolean {
+    return true;
+  }
+
+  /**
+   * A connection that had opened was lost (before the next attempt is scheduled); for events.
+   * @param code The close code (1006: dropped without a close frame).
+   * @param reason The close reason ('' if none).
+   */
+  protected disconnected(code: number, reason: string): void {
+    void code;
+    void reason;
+  }
+
+  /**
+   * A retry is scheduled (the state is `reconnecting`); for events.
+   * @param attempt The coming attempt's number: 1, 2, 3…
+   * @param delay Milliseconds until it starts.
+   */
+  protected retrying(attempt: number, delay: number): void {
+    void attempt;
+    void delay;
+  }
 
   /** Resolves once connected (now, if it is); rejects if the client stops first. */
   protected whenReady(): Promise<void> {
     if (this.ready) return Promise.resolve();
-    if (this.isClosed()) return Promise.reject(this.config.error('E_CLOSED', 'the client is closed'));
+    if (this.isClosed()) return Promise.reject(new HubClientError('E_CLOSED', 'the client is closed'));
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
@@ -263,6 +270,8 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
   /** A connection opened: authenticate, restore subscriptions, then send what was queued. */
   protected async connectionOpened(): Promise<void> {
     this.ready = false;
+    this.linkOpen = true;
+    this.reconnector.opened();
     let info: ConnectResult;
     let token: string | undefined;
     try {
@@ -302,28 +311,49 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
     this.fire('connected', info);
   }
 
+  /**
+   * The connection closed: the core reconnects (and recovers) or stops, by the close code alone
+   * (`reconnectsAfterClose`: 1003 and 1008 stop, 4008 and the rest reconnect).
+   * @param code The close code (1006: dropped without a close frame).
+   * @param reason The close reason ('' if none); for messages only.
+   */
+  protected connectionClosed(code: number, reason: string): void {
+    const wasOpen = this.linkOpen;
+    this.linkOpen = false;
+    this.connectionLost();
+    if (this.isClosed()) return;
+    if (wasOpen) this.disconnected(code, reason);
+    this.reconnector.ended({ type: 'close', code, reason });
+  }
+
+  /**
+   * An attempt failed before its connection opened (refused handshake, network error, no token).
+   * @param error Why; the policy decides from it whether to try again.
+   */
+  protected attemptFailed(error: Error): void {
+    this.linkOpen = false;
+    this.connectionLost();
+    if (this.isClosed()) return;
+    this.reconnector.ended({ type: 'error', error });
+  }
+
   /** The connection dropped: answers to requests already sent will not come; what was not sent stays queued. */
-  protected connectionLost(): void {
+  private connectionLost(): void {
     this.ready = false;
     this.connId = undefined;
     for (const sub of this.subs.values()) sub.requestId = undefined;
     for (const request of [...this.requests.values()]) {
       if (!request.sent) continue;
       this.settle(request);
-      request.reject(this.config.error('E_CONNECTION_LOST', 'the connection dropped before the server answered'));
+      request.reject(new HubClientError('E_CONNECTION_LOST', 'the connection dropped before the server answered'));
     }
-  }
-
-  /** The transport waits to reconnect. */
-  protected reconnecting(): void {
-    this.setState('reconnecting');
   }
 
   /** A text message arrived. */
   protected receive(text: string): void {
     const message = parseServerMessage(text);
     if (!message) {
-      this.fire('error', this.config.error('E_BAD_REQUEST', 'malformed message from the server'));
+      this.fire('error', new HubClientError('E_BAD_REQUEST', 'malformed message from the server'));
       return;
     }
     switch (message.type) {
@@ -336,7 +366,7 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
           request.resolve(message.result);
           return;
         }
-        const error = this.config.error(message.code, message.message);
+        const error = new HubClientError(message.code, message.message);
         if (!request) {
           this.fire('error', error);
           return;
@@ -366,8 +396,9 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
   }
 
   /** Stop for good: reject everything that waits. False if already stopped. */
-  protected stop(error: Err): boolean {
+  protected stop(error: HubClientError): boolean {
     if (this.isClosed()) return false;
+    this.reconnector.stop();
     this.ready = false;
     this.setState('closed');
     for (const request of [...this.requests.values()]) {
@@ -384,7 +415,7 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
   protected shutdown(): void {
     const transport = this.transport;
     this.transport = undefined;
-    this.stop(this.config.error('E_CLOSED', 'the client was closed'));
+    this.stop(new HubClientError('E_CLOSED', 'the client was closed'));
     transport?.close();
   }
 
@@ -408,6 +439,14 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
   }
 
   // ---- protocol --------------------------------------------------------------------------------
+
+  /** The reconnection loop stopped by itself: say why (an `error` event), then stop. */
+  private giveUp(reason: GiveUpReason, cause: ConnectionEnd): void {
+    const why = cause.type === 'close' ? `closed with ${cause.code}${cause.reason ? ` ${cause.reason}` : ''}` : cause.error.message;
+    const error = new HubClientError('E_CLOSED', `the client stopped (${reason}): ${why}`);
+    this.reportError(error);
+    this.stop(error);
+  }
 
   private fire<K extends keyof CoreEvents<ClientState<Open>>>(event: K, ...args: CoreEvents<ClientState<Open>>[K]): void {
     (this.emit as (event: K, ...args: unknown[]) => void)(event, ...args);
@@ -448,7 +487,7 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
     sub.requestId = undefined;
     const result = readSubscribeResult(raw);
     if (!result) {
-      this.fire('error', this.config.error('E_BAD_REQUEST', `malformed subscribe reply for ${sub.topic}`));
+      this.fire('error', new HubClientError('E_BAD_REQUEST', `malformed subscribe reply for ${sub.topic}`));
       return;
     }
     sub.answered = true;
@@ -486,19 +525,19 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
    * `queue` (else fails with E_CONNECTION_LOST); the timeout runs from when it is sent.
    */
   private request(body: Record<string, Json>, queue: boolean): Promise<Record<string, unknown>> {
-    if (this.isClosed()) return Promise.reject(this.config.error('E_CLOSED', 'the client is closed'));
+    if (this.isClosed()) return Promise.reject(new HubClientError('E_CLOSED', 'the client is closed'));
     const id = this.nextId++;
     const text = JSON.stringify({ ...body, id });
     return new Promise((resolve, reject) => {
       const request: Pending = { id, text, resolve, reject, timer: undefined, sent: false };
-      const max = this.config.maxQueuedRequests;
+      const max = this.maxQueuedRequests;
       if (this.ready || body['type'] === 'connect') {
         this.requests.set(id, request);
         this.transmit(request);
       } else if (!queue) {
-        reject(this.config.error('E_CONNECTION_LOST', 'not connected'));
+        reject(new HubClientError('E_CONNECTION_LOST', 'not connected'));
       } else if (this.queue.length >= max) {
-        reject(this.config.error('E_QUEUE_FULL', `more than ${max} requests wait for a connection`));
+        reject(new HubClientError('E_QUEUE_FULL', `more than ${max} requests wait for a connection`));
       } else {
         this.requests.set(id, request);
         this.queue.push(request);
@@ -508,10 +547,10 @@ export class HubClientCore<Open extends string, Events extends CoreEvents<Client
 
   private transmit(request: Pending): void {
     request.sent = true;
-    const timeout = this.config.requestTimeout;
+    const timeout = this.requestTimeout;
     request.timer = setTimeout(() => {
       this.settle(request);
-      request.reject(this.config.error('E_TIMEOUT', `no answer within ${timeout} ms`));
+      request.reject(new HubClientError('E_TIMEOUT', `no answer within ${timeout} ms`));
     }, timeout);
     this.transport?.send(request.text);
   }

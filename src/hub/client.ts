@@ -1,38 +1,25 @@
 /**
  * The Node client of the hub protocol (`docs/protocol.md`): subscribe, publish, presence, with
- * automatic reconnection (exponential backoff with full jitter, from `ReconnectingWebSocket`)
- * and, after each reconnection, resubscription with recovery from the last offset and epoch
- * seen per topic — so a subscriber receives every publication exactly once and in order across
- * a reconnect, or a `gap` event saying what was lost.
+ * automatic reconnection (exponential backoff with full jitter) and, after each reconnection,
+ * resubscription with recovery from the last offset and epoch seen per topic — so a subscriber
+ * receives every publication exactly once and in order across a reconnect, or a `gap` event
+ * saying what was lost.
  *
- * The protocol logic is `client-core.ts`, shared with the browser client; this file adds the
- * Node transport (`ReconnectingWebSocket`: backoff, token in a header or the query string).
+ * Everything but the transport is `client-core.ts`, shared with the browser client: the
+ * protocol, the reconnection loop and its policy (`client-reconnect.ts`), the error class
+ * (`client-errors.ts`). This file opens one Node connection per attempt (`connect()`), with the
+ * token in the `connect` message, a header or the query string, and adds what only Node can
+ * see: a handshake refused with a 4xx status is not retried, and its `Retry-After` is waited.
  */
-import { CloseCode } from '../protocol/constants.js';
-import { ReconnectingWebSocket, type ReconnectingOptions } from '../node/reconnecting.js';
-import type { MessageData } from '../node/websocket.js';
-import type { HubErrorCode, SubscribeResult } from './wire.js';
+import { CloseCode, State } from '../protocol/constants.js';
+import { connect } from '../node/client.js';
+import type { MessageData, WebSocketHandlers } from '../node/handlers.js';
+import { silentLogger, type Logger } from '../node/logger.js';
+import { defaultShouldReconnect, retryAfter, type ReconnectingOptions } from '../node/reconnecting.js';
+import type { WebSocket } from '../node/websocket.js';
+import { HubClientError } from './client-errors.js';
 import { HubClientCore, type ClientState, type CoreEvents, type GapInfo, type MessageListener, type MessageMeta } from './client-core.js';
-
-/** A request refused by the server (its `code`), or failed on the client's side. */
-export class HubClientError extends Error {
-  /** Always `'HubClientError'` (an own property, so it survives minification and crosses realms). */
-  override readonly name = 'HubClientError';
-  /**
-   * Made by the client for refusals and client-side failures; rarely useful to construct yourself.
-   * @param message What went wrong, for people: the server's message, or the client's.
-   */
-  constructor(
-    /**
-     * The server's error code (E_FORBIDDEN, E_UNAVAILABLE…; a string outside `HubErrorCode` may
-     * come from a newer server) or a client-side one: E_TIMEOUT, E_CONNECTION_LOST, E_QUEUE_FULL, E_CLOSED.
-     */
-    readonly code: HubErrorCode | string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { reconnectsAfterClose } from './client-reconnect.js';
 
 /** Where a `HubClient` is. */
 export type HubClientState = ClientState<'connected'>;
@@ -57,11 +44,21 @@ export interface HubClientOptions {
    * `token` query parameter, or in an `Authorization: Bearer` header.
    */
   tokenTransport?: 'message' | 'query' | 'header';
-  /** Reject a request with E_TIMEOUT after this many ms without an answer (default 10 s). */
+  /** Reject a request with E_TIMEOUT after this many ms without an answer (default 10 s, as the browser client). */
   requestTimeout?: number;
-  /** Requests (publishes, presence queries) kept while disconnected (default 1000); more → E_QUEUE_FULL. */
+  /**
+   * Requests (publishes, presence queries) kept while disconnected (default 256, as the browser
+   * client: a hub answers E_BUSY beyond 256 waiting requests of a connection); more → E_QUEUE_FULL.
+   */
   maxQueuedRequests?: number;
-  /** Reconnection and connection options (backoff, headers, TLS, …) of the underlying `ReconnectingWebSocket`. */
+  /**
+   * Reconnection and connection options, named as `ReconnectingWebSocket`'s: the backoff
+   * (`minDelay` 1 s, `maxDelay` 30 s, `factor` 2, `jitter`, `resetAfter` 5 s, `maxAttempts`:
+   * never give up — the defaults of both hub clients), `shouldReconnect` (default: stop after
+   * close code 1003 or 1008 and after a handshake refused with a 4xx other than 408/429; retry
+   * the rest, 4008 "slow consumer" included), and `connect()`'s options (headers, TLS, limits…).
+   * The queue options do not apply: the client queues requests (`maxQueuedRequests`), not messages.
+   */
   reconnect?: Omit<ReconnectingOptions, 'handlers' | 'beforeConnect'>;
 }
 
@@ -74,34 +71,55 @@ export interface HubClientOptions {
  * await client.publish('chat:lobby', { text: 'hello' });
  * ```
  */
-export class HubClient extends HubClientCore<'connected', HubClientEvents, HubClientError> {
+export class HubClient extends HubClientCore<'connected', HubClientEvents> {
   private readonly url: string;
   private readonly options: HubClientOptions;
-  private readonly socket: ReconnectingWebSocket;
+  private readonly logger: Logger;
+  /** The open connection of the current attempt, if any. */
+  private ws: WebSocket<undefined> | undefined;
+  /** Settles once the current attempt and its connection are over (what `close()` waits for). */
+  private settled: Promise<void> = Promise.resolve();
 
   /**
    * Starts connecting at once; requests made before the connection is up wait for it.
    * @param url The hub route's `ws:` or `wss:` URL.
+   * @throws RangeError for an inconsistent reconnection policy: `minDelay` < 0, `maxDelay` < `minDelay`, `factor` < 1, `maxAttempts` < 1.
    */
   constructor(url: string | URL, options: HubClientOptions = {}) {
     const tokenTransport = options.tokenTransport ?? 'message';
+    const reconnect = options.reconnect ?? {};
     super({
       openState: 'connected',
-      error: (code, message) => new HubClientError(code, message),
       token: async () => (tokenTransport === 'message' ? tokenOf(options) : undefined),
-      requestTimeout: options.requestTimeout ?? 10_000,
-      maxQueuedRequests: options.maxQueuedRequests ?? 1000,
+      requestTimeout: options.requestTimeout,
+      maxQueuedRequests: options.maxQueuedRequests,
       emitAllSubscribeErrors: false,
+      reconnect: {
+        minDelay: reconnect.minDelay,
+        maxDelay: reconnect.maxDelay,
+        factor: reconnect.factor,
+        jitter: reconnect.jitter,
+        maxAttempts: reconnect.maxAttempts,
+        resetAfter: reconnect.resetAfter,
+        // The close codes are the hub's policy, shared with browsers; a failed handshake is Node's to judge.
+        shouldReconnect: reconnect.shouldReconnect ?? ((cause) => (cause.type === 'close' ? reconnectsAfterClose(cause.code) : defaultShouldReconnect(cause))),
+        // A refused handshake's `Retry-After` (429, 503) is a floor: the server said when to come back.
+        minimumDelay: retryAfter,
+      },
     });
     this.url = String(url);
     this.options = options;
-    this.socket = this.openSocket();
+    this.logger = reconnect.logger ?? silentLogger;
     this.transport = {
-      send: (text) => void this.socket.send(text),
-      close: () => void this.socket.close(CloseCode.NormalClosure, 'client closed'),
-      // An abnormal close (1006) is retried by the reconnecting socket.
-      drop: () => this.socket.ws?.terminate(),
+      send: (text) => {
+        const ws = this.ws;
+        if (ws && ws.readyState === State.Open) ws.send(text);
+      },
+      close: () => this.ws?.close(CloseCode.NormalClosure, 'client closed'),
+      // An abnormal close (1006) is retried.
+      drop: () => this.ws?.terminate(),
     };
+    this.start();
   }
 
   /** Resolves once connected (now, if it is); rejects if the client stops first. */
@@ -109,20 +127,11 @@ export class HubClient extends HubClientCore<'connected', HubClientEvents, HubCl
     return this.whenReady();
   }
 
-  /**
-   * Subscribe to `topic`; `listener` gets its publications in offset order. Resolves when the
-   * server acknowledged (rejects with the server's error code, e.g. E_FORBIDDEN). Kept across
-   * reconnections: each one resubscribes with recovery from the last offset seen.
-   */
-  override subscribe(topic: string, listener?: MessageListener): Promise<SubscribeResult> {
-    return super.subscribe(topic, listener);
-  }
-
-  /** Stop for good: close the connection, reject what waits. */
+  /** Stop for good: close the connection, reject what waits. Resolves once the connection is closed. */
   async close(): Promise<void> {
     if (this.isClosed()) return;
     this.shutdown();
-    await this.socket.finished;
+    await this.settled;
   }
 
   protected override stop(error: HubClientError): boolean {
@@ -131,43 +140,85 @@ export class HubClient extends HubClientCore<'connected', HubClientEvents, HubCl
     return true;
   }
 
+  protected override retrying(attempt: number, delay: number): void {
+    this.logger.debug({ attempt, delay }, 'reconnecting');
+  }
+
   // ---- transport (the only Node-specific part) -------------------------------------------------
 
-  private openSocket(): ReconnectingWebSocket {
+  protected override openConnection(attempt: number): void {
+    let settle!: () => void;
+    this.settled = new Promise((resolve) => (settle = resolve));
+    void this.dial(attempt, settle);
+  }
+
+  /** One attempt: the token where it travels, the handshake, then the connection's events until it closes. */
+  private async dial(attempt: number, settle: () => void): Promise<void> {
+    const {
+      minDelay: _min, maxDelay: _max, factor: _factor, jitter: _jitter, maxAttempts: _attempts, resetAfter: _reset, shouldReconnect: _should,
+      maxQueuedMessages: _messages, maxQueuedBytes: _bytes, queueOverflow: _overflow, ...base
+    } = this.options.reconnect ?? {};
+    const failed = (error: unknown): void => {
+      const err = error instanceof Error ? error : new Error(String(error));
+      this.logger.debug({ attempt, err: err.message }, 'connection attempt failed');
+      if (!this.isClosed()) this.reportError(err);
+      this.attemptFailed(err);
+      settle();
+    };
+    let target: { url?: string | URL; headers?: Record<string, string> };
+    try {
+      target = await this.tokenTarget();
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    if (this.isClosed()) return settle();
+    const handlers: WebSocketHandlers<undefined> = {
+      open: (ws) => {
+        if (this.isClosed()) return ws.close(CloseCode.NormalClosure, 'client closed');
+        this.ws = ws;
+        void this.connectionOpened();
+      },
+      message: (ws, data: MessageData, isBinary) => {
+        if (ws === this.ws && !isBinary && typeof data === 'string') this.receive(data);
+      },
+      error: (_ws, error) => {
+        if (!this.isClosed()) this.reportError(error);
+      },
+      close: (ws, code, reason) => {
+        if (ws === this.ws) {
+          this.ws = undefined;
+          this.connectionClosed(code, reason);
+        }
+        settle();
+      },
+    };
+    const url = target.url ?? this.url;
+    this.logger.debug({ url: String(url), attempt }, 'connecting');
+    try {
+      // `open` runs inside connect(), before this await resumes.
+      await connect<undefined>(url, {
+        ...base,
+        perMessageDeflate: base.perMessageDeflate ?? false,
+        headers: { ...base.headers, ...target.headers },
+        handlers,
+      });
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  /** Where this attempt's token goes when it does not travel in the `connect` message: a header or the URL. */
+  private async tokenTarget(): Promise<{ url?: string | URL; headers?: Record<string, string> }> {
     const options = this.options;
     const transport = options.tokenTransport ?? 'message';
-    return new ReconnectingWebSocket(this.url, {
-      ...options.reconnect,
-      perMessageDeflate: options.reconnect?.perMessageDeflate ?? false,
-      beforeConnect: async () => {
-        if (transport === 'message' || options.token === undefined) return;
-        const token = await tokenOf(options);
-        if (token === undefined) return;
-        if (transport === 'header') return { headers: { Authorization: `Bearer ${token}` } };
-        const url = new URL(this.url);
-        url.searchParams.set('token', token);
-        return { url };
-      },
-      handlers: {
-        open: () => void this.connectionOpened(),
-        message: (_client, data: MessageData, isBinary: boolean) => {
-          if (!isBinary && typeof data === 'string') this.receive(data);
-        },
-        close: () => {
-          this.connectionLost();
-          this.reconnecting();
-        },
-        error: (_client, error) => {
-          if (!this.isClosed()) this.reportError(error);
-        },
-        reconnecting: () => this.reconnecting(),
-        closed: (_client, info) => {
-          const cause = info.cause;
-          const why = cause?.type === 'close' ? `closed with ${cause.code} ${cause.reason}` : cause?.type === 'error' ? cause.error.message : info.reason;
-          this.stop(new HubClientError('E_CLOSED', `the client stopped (${info.reason}): ${why}`));
-        },
-      },
-    });
+    if (transport === 'message' || options.token === undefined) return {};
+    const token = await tokenOf(options);
+    if (token === undefined) return {};
+    if (transport === 'header') return { headers: { Authorization: `Bearer ${token}` } };
+    const url = new URL(this.url);
+    url.searchParams.set('token', token);
+    return { url };
   }
 }
 

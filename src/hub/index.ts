@@ -27,9 +27,9 @@ export {
   type HubStats,
 } from './hub.js';
 export { AuthError, createJwtVerifier, tokenFromRequest, type HubIdentity, type JwtOptions, type TokenVerifier } from './auth.js';
+export { HubClientError } from './client-errors.js';
 export {
   HubClient,
-  HubClientError,
   type HubClientOptions,
   type HubClientState,
   type HubClientEvents,

@@ -69,41 +69,36 @@ export interface StreamPosition {
   readonly epoch: string;
 }
 
-/** `connect`: authenticate (if the handshake did not) and learn the connection id. */
-export interface ConnectRequest {
-  /** Always `'connect'`. */
-  readonly type: 'connect';
+/**
+ * What every client message carries: its `type`, and an optional `id` echoed in the answer. One
+ * shape for all six requests, so the id's rules (and its docs) are stated once.
+ */
+interface RequestEnvelope<Type extends string> {
+  /** The message type: always the one its interface is named after (`'connect'` for `ConnectRequest` …). */
+  readonly type: Type;
   /** Echoed in the reply or error; without it only errors are sent back. */
   readonly id?: RequestId | undefined;
+}
+
+/** `connect`: authenticate (if the handshake did not) and learn the connection id. */
+export interface ConnectRequest extends RequestEnvelope<'connect'> {
   /** The bearer token (a JWT by default); omit it when the handshake already authenticated. */
   readonly token?: string | undefined;
 }
 /** `subscribe`: receive a topic's publications, optionally recovering those missed since `recover`. */
-export interface SubscribeRequest {
-  /** Always `'subscribe'`. */
-  readonly type: 'subscribe';
-  /** Echoed in the reply or error; without it only errors are sent back. */
-  readonly id?: RequestId | undefined;
+export interface SubscribeRequest extends RequestEnvelope<'subscribe'> {
   /** The topic: 1–256 characters, no control characters; `$…` is reserved (E_FORBIDDEN). */
   readonly topic: string;
   /** The last position seen: the reply then carries what was published after it. Needs an `id`. */
   readonly recover?: StreamPosition | undefined;
 }
 /** `unsubscribe`: stop receiving a topic. */
-export interface UnsubscribeRequest {
-  /** Always `'unsubscribe'`. */
-  readonly type: 'unsubscribe';
-  /** Echoed in the reply or error; without it only errors are sent back. */
-  readonly id?: RequestId | undefined;
+export interface UnsubscribeRequest extends RequestEnvelope<'unsubscribe'> {
   /** A topic this connection is subscribed to (else E_NOT_SUBSCRIBED). */
   readonly topic: string;
 }
 /** `publish`: publish `data` to a topic; `excludeSelf` keeps it from this connection. */
-export interface PublishRequest {
-  /** Always `'publish'`. */
-  readonly type: 'publish';
-  /** Echoed in the reply or error; without it only errors are sent back. */
-  readonly id?: RequestId | undefined;
+export interface PublishRequest extends RequestEnvelope<'publish'> {
   /** The topic: 1–256 characters, no control characters; `$…` is reserved (E_FORBIDDEN). */
   readonly topic: string;
   /** Any JSON value, nested at most 32 levels deep. */
@@ -112,21 +107,13 @@ export interface PublishRequest {
   readonly excludeSelf?: boolean | undefined;
 }
 /** `presence`: who is in a topic, across all nodes. */
-export interface PresenceRequest {
-  /** Always `'presence'`. */
-  readonly type: 'presence';
-  /** Echoed in the reply or error; without it only errors are sent back. */
-  readonly id?: RequestId | undefined;
+export interface PresenceRequest extends RequestEnvelope<'presence'> {
   /** The topic whose members to list. */
   readonly topic: string;
 }
 /** `ping`: an application-level round trip (answered with an empty reply). */
-export interface PingRequest {
-  /** Always `'ping'`. */
-  readonly type: 'ping';
-  /** Echoed in the reply or error; without it only errors are sent back. */
-  readonly id?: RequestId | undefined;
-}
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- a ping is the envelope alone; an interface, like its siblings
+export interface PingRequest extends RequestEnvelope<'ping'> {}
 
 /** Every message a client may send. */
 export type ClientRequest = ConnectRequest | SubscribeRequest | UnsubscribeRequest | PublishRequest | PresenceRequest | PingRequest;
@@ -563,3 +550,37 @@ export function encodePush(dataJson: string): string {
 export function encodeWirePublication(offset: number, dataJson: string): string {
   return `{"offset":${offset},"data":${dataJson}}`;
 }
+
+/** The result of `connect` ({@link ConnectResult}); `userId` is left out for an anonymous connection. */
+export function encodeConnectResult(connId: string, userId: string | undefined, node: string): string {
+  const userPart = userId === undefined ? '' : `"userId":${JSON.stringify(userId)},`;
+  return `{"connId":${JSON.stringify(connId)},${userPart}"node":${JSON.stringify(node)},"version":${PROTOCOL_VERSION}}`;
+}
+
+/** The result of `subscribe` without `recover` ({@link SubscribeResult}): the topic's position. */
+export function encodeSubscribeResult(topicJson: string, epoch: string, offset: number): string {
+  return `{"topic":${topicJson},"epoch":${JSON.stringify(epoch)},"offset":${offset}}`;
+}
+
+/** The result of a `subscribe` that recovered everything missed: `publications` from {@link encodeWirePublication}. */
+export function encodeRecoveredResult(topicJson: string, epoch: string, offset: number, publications: readonly string[]): string {
+  return `{"topic":${topicJson},"epoch":${JSON.stringify(epoch)},"offset":${offset},"recovered":true,"publications":[${publications.join(',')}]}`;
+}
+
+/** The result of a `subscribe` that could not recover: the topic's position now, and why. */
+export function encodeNotRecoveredResult(topicJson: string, epoch: string, offset: number, reason: GapReason): string {
+  return `{"topic":${topicJson},"epoch":${JSON.stringify(epoch)},"offset":${offset},"recovered":false,"reason":"${reason}"}`;
+}
+
+/** The result of `publish` ({@link PublishResult}). */
+export function encodePublishResult(offset: number, epoch: string): string {
+  return `{"offset":${offset},"epoch":${JSON.stringify(epoch)}}`;
+}
+
+/** The result of `presence`: `{"members":[…]}`. */
+export function encodePresenceResult(members: readonly PresenceMember[]): string {
+  return `{"members":${JSON.stringify(members)}}`;
+}
+
+/** The result of `ping` and `unsubscribe`: `{}`. */
+export const EMPTY_RESULT = '{}';

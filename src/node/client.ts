@@ -19,7 +19,10 @@ import {
 } from '../protocol/permessage-deflate.js';
 import { createDeflateCodec } from './deflate.js';
 import type { Logger } from './logger.js';
-import { WebSocket, type ConnectionSettings, type WebSocketHandlers } from './websocket.js';
+import type { WebSocketHandlers } from './handlers.js';
+import type { ConnectionSettings } from './settings.js';
+import { nodeSha1 } from './sha1.js';
+import { WebSocket } from './websocket.js';
 
 /** Options of `connect`. */
 /** Options of `connect`; the `ConnectionSettings` (limits, keepalive, flow control) apply to the connection. */
@@ -127,7 +130,7 @@ export function connect<Data = undefined>(url: string | URL, options: ConnectOpt
       let protocol: string | undefined;
       let extensions = '';
       try {
-        const validated = validateResponse({ status: res.statusCode ?? 0, headers: res.headers }, { key, protocols });
+        const validated = validateResponse({ status: res.statusCode ?? 0, headers: res.headers }, { key, protocols, sha1: nodeSha1 });
         protocol = validated.protocol;
         if (validated.extensions.length > 0) {
           // RFC 6455 §9.1: the server may only accept extensions that were offered.

@@ -10,7 +10,8 @@ import { CloseCode, State, isValidCloseCode } from '../protocol/constants.js';
 import { HandshakeError, InvalidStateError } from '../protocol/errors.js';
 import { connect, type ConnectOptions } from './client.js';
 import { silentLogger, type Logger } from './logger.js';
-import type { MessageData, SendOptions, WebSocket, WebSocketHandlers } from './websocket.js';
+import type { MessageData, WebSocketHandlers } from './handlers.js';
+import type { SendOptions, WebSocket } from './websocket.js';
 
 /**
  * Defaults. The backoff follows the "full jitter" scheme (a uniformly random delay between 0 and

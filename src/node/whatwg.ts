@@ -14,7 +14,8 @@
 import { CloseCode } from '../protocol/constants.js';
 import { isToken } from '../protocol/headers.js';
 import { connect, type ConnectOptions } from './client.js';
-import type { MessageData, WebSocket, WebSocketHandlers } from './websocket.js';
+import type { MessageData, WebSocketHandlers } from './handlers.js';
+import type { WebSocket } from './websocket.js';
 
 /** How binary messages are delivered: a `Blob` (the spec's default), an `ArrayBuffer`, or a Node `Buffer`. */
 export type BinaryType = 'blob' | 'arraybuffer' | 'nodebuffer';

@@ -669,7 +669,7 @@ function stateName(state: State): string {
 }
 
 /** Join pieces into one buffer (or return the only piece as is). */
-export function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
   if (parts.length === 1) return parts[0];
   if (parts.length === 0) return EMPTY;
   const out = new Uint8Array(total);

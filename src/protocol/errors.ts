@@ -16,8 +16,7 @@ export type ProtocolErrorCode =
   | 'ERR_INVALID_UTF8'
   | 'ERR_MESSAGE_TOO_BIG'
   | 'ERR_FRAME_TOO_BIG'
-  | 'ERR_INFLATE'
-  | 'ERR_DATA_AFTER_CLOSE';
+  | 'ERR_INFLATE';
 
 /**
  * The peer broke the protocol. Carries the close code to send (RFC 6455 §7.4) and a stable

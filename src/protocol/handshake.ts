@@ -98,9 +98,12 @@ export function generateKey(random: (n: number) => Uint8Array = randomBytes): st
 /**
  * The `Sec-WebSocket-Accept` value for a key: base64(SHA-1(key + GUID)) (RFC 6455 §1.3, §4.2.2
  * item 5.4). `acceptKey('dGhlIHNhbXBsZSBub25jZQ==')` is `'s3pPLMBiTxaQ9kYGzzhZRbK+xOo='`.
+ *
+ * @param digest - the SHA-1 to use, e.g. the platform's (`node:crypto`); defaults to the engine's
+ *   own in plain TypeScript, which runs anywhere. It gets the bytes and returns the 20-byte digest.
  */
-export function acceptKey(key: string): string {
-  return base64(sha1(asciiBytes(key + WEBSOCKET_GUID)));
+export function acceptKey(key: string, digest: (data: Uint8Array) => Uint8Array = sha1): string {
+  return base64(digest(asciiBytes(key + WEBSOCKET_GUID)));
 }
 
 /** A reused buffer for the ASCII key + GUID (60 bytes for a valid key). */
@@ -296,6 +299,11 @@ export interface AcceptOptions {
   extensions?: string;
   /** More headers, e.g. `Set-Cookie`. */
   headers?: Record<string, string>;
+  /**
+   * The SHA-1 for `Sec-WebSocket-Accept` (see {@link acceptKey}), e.g. the platform's; default:
+   * the engine's own, in plain TypeScript.
+   */
+  sha1?: (data: Uint8Array) => Uint8Array;
 }
 
 /** Headers the accept response writes itself; setting them again would break the handshake. */
@@ -345,7 +353,7 @@ export function buildAcceptResponse(opts: AcceptOptions): string {
     'HTTP/1.1 101 Switching Protocols\r\n' +
     'Upgrade: websocket\r\n' +
     'Connection: Upgrade\r\n' +
-    headerLine('Sec-WebSocket-Accept', acceptKey(opts.key));
+    headerLine('Sec-WebSocket-Accept', acceptKey(opts.key, opts.sha1));
   if (opts.protocol !== undefined) {
     // RFC 6455 §4.2.2 item 5.4: the selected subprotocol is a single token.
     if (!isToken(opts.protocol)) {
@@ -546,6 +554,11 @@ export interface ExpectedResponse {
   key: string;
   /** The subprotocols that were offered (empty for none). */
   protocols: readonly string[];
+  /**
+   * The SHA-1 to check `Sec-WebSocket-Accept` with (see {@link acceptKey}), e.g. the platform's;
+   * default: the engine's own, in plain TypeScript.
+   */
+  sha1?: (data: Uint8Array) => Uint8Array;
 }
 
 /**
@@ -588,7 +601,7 @@ export function validateResponse(res: HandshakeResponse, expected: ExpectedRespo
 
     const accept = single(headers, 'sec-websocket-accept', 'Sec-WebSocket-Accept', status);
     if (accept === undefined) fail('The server response has no Sec-WebSocket-Accept header');
-    if (accept.trim() !== acceptKey(expected.key)) {
+    if (accept.trim() !== acceptKey(expected.key, expected.sha1)) {
       fail('The server response has the wrong Sec-WebSocket-Accept for the key that was sent');
     }
 

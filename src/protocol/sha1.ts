@@ -3,9 +3,10 @@
  *
  * The opening handshake needs SHA-1 for `Sec-WebSocket-Accept` (RFC 6455 §4.2.2). Web Crypto's
  * `subtle.digest` is asynchronous and `node:crypto` is Node-only, so the engine carries its own
- * synchronous implementation. SHA-1 is broken for collision resistance; the handshake uses it
- * only to prove that the server understood the WebSocket request, not for security
- * (RFC 6455 §1.3).
+ * synchronous implementation: the default wherever no other is injected (the Node binding passes
+ * OpenSSL's as `AcceptOptions.sha1` / `ExpectedResponse.sha1`). SHA-1 is broken for collision
+ * resistance; the handshake uses it only to prove that the server understood the WebSocket
+ * request, not for security (RFC 6455 §1.3).
  */
 
 /** Round constants K_t for t = 0–19, 20–39, 40–59, 60–79 (FIPS 180-4 §4.2.1). */

@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer as WsServer, type RawData } from 'ws';
 import { WebSocketServer } from '../../src/index.js';
-import { Histogram } from '../../src/cli/histogram.js';
-import type { BenchReport } from '../../src/cli/bench.js';
+import { Histogram } from '../../src/cli/bench/histogram.js';
+import type { BenchReport } from '../../src/cli/bench/report.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/duplex.js', import.meta.url));
 

@@ -79,6 +79,56 @@ test('acceptKey: equals base64(SHA-1(key + GUID)) from node:crypto (property)', 
   );
 });
 
+/** A platform SHA-1 (node:crypto's, as the Node binding injects it) that counts its calls. */
+function countingSha1(): { digest: (data: Uint8Array) => Uint8Array; calls: number } {
+  const counter = {
+    calls: 0,
+    digest: (data: Uint8Array): Uint8Array => {
+      counter.calls++;
+      return createHash('sha1').update(data).digest();
+    },
+  };
+  return counter;
+}
+
+test('acceptKey: an injected SHA-1 gives the same accept key as the built-in one (property)', () => {
+  const sha1 = countingSha1();
+  assert.equal(acceptKey(SAMPLE_KEY, sha1.digest), SAMPLE_ACCEPT);
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (bytes) => {
+      const key = Buffer.from(bytes).toString('base64');
+      assert.equal(acceptKey(key, sha1.digest), acceptKey(key));
+    }),
+    { numRuns: 300 },
+  );
+  assert.equal(sha1.calls, 301);
+});
+
+test('buildAcceptResponse and validateResponse use the injected SHA-1, with the same result', () => {
+  const sha1 = countingSha1();
+  const response = buildAcceptResponse({ key: SAMPLE_KEY, protocol: 'chat', sha1: sha1.digest });
+  assert.equal(sha1.calls, 1);
+  assert.equal(response, buildAcceptResponse({ key: SAMPLE_KEY, protocol: 'chat' }));
+  assert.match(response, new RegExp(`\r\nSec-WebSocket-Accept: ${SAMPLE_ACCEPT.replace(/[+/]/g, '\\$&')}\r\n`));
+
+  const validated = validateResponse(
+    { status: 101, headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-accept': SAMPLE_ACCEPT } },
+    { key: SAMPLE_KEY, protocols: [], sha1: sha1.digest },
+  );
+  assert.equal(sha1.calls, 2);
+  assert.equal(validated.protocol, undefined);
+  // A wrong accept key is refused just the same.
+  assertRejects(
+    () =>
+      validateResponse(
+        { status: 101, headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-accept': acceptKey(generateKey()) } },
+        { key: SAMPLE_KEY, protocols: [], sha1: sha1.digest },
+      ),
+    101,
+    /wrong Sec-WebSocket-Accept/,
+  );
+});
+
 test('generateKey: 16 random bytes, base64-encoded', () => {
   const key = generateKey();
   assert.match(key, /^[A-Za-z0-9+/]{22}==$/);

@@ -18,34 +18,8 @@
  * offset order (a publish made during a delivery is queued behind the ones already queued).
  */
 
-import { randomBytes } from 'node:crypto';
-
-import type {
-  Broker,
-  BrokerNode,
-  HistoryOptions,
-  HistorySlice,
-  PresenceEvent,
-  PresenceMember,
-  Publication,
-} from '../broker.js';
-
-/** Thrown when a broker is used before `start` or after `close`. */
-export class BrokerStateError extends Error {
-  override readonly name = 'BrokerStateError';
-  constructor(
-    message: string,
-    /** The broker's name ('memory', 'redis', 'nats'). */
-    readonly broker: string,
-  ) {
-    super(message);
-  }
-}
-
-/** A new random epoch: 8 bytes, hex (like Centrifugo's short random epochs). */
-export function newEpoch(): string {
-  return randomBytes(8).toString('hex');
-}
+import type { Broker, BrokerNode, HistoryOptions, HistorySlice, PresenceEvent, PresenceMember, Publication } from '../broker.js';
+import { assertStartable, assertStarted, historySlice, newEpoch, throwLater } from './shared.js';
 
 /** One topic's history: its epoch, last offset, retained publications and retention. */
 interface TopicHistory {
@@ -95,29 +69,6 @@ function trim(history: TopicHistory, now: number): void {
   if (start > 0) history.publications = pubs.slice(start);
 }
 
-/**
- * Answer a history query from retained publications (shared by every broker so they agree on
- * what `complete` means). With a different epoch the offset is meaningless: every retained
- * publication is returned and `complete` is false.
- */
-export function historySlice(
-  epoch: string,
-  latest: number,
-  retained: readonly Publication[],
-  offset: number,
-  wantedEpoch: string | undefined,
-): HistorySlice {
-  const sameEpoch = wantedEpoch === undefined || wantedEpoch === epoch;
-  if (!sameEpoch) return { publications: [...retained], epoch, offset: latest, complete: false };
-  const publications = retained.filter((p) => p.offset > offset);
-  // Complete when nothing after `offset` is missing: either nothing was published since, or
-  // the oldest publication returned is exactly the next one. An offset beyond the latest one
-  // cannot happen within one epoch, so it is reported as a gap rather than trusted.
-  const complete =
-    offset === latest || (offset < latest && publications.length > 0 && publications[0]!.offset === offset + 1);
-  return { publications, epoch, offset: latest, complete };
-}
-
 /** The in-memory {@link Broker}: one node per instance, shared state via {@link MemoryBroker.forNode}. */
 export class MemoryBroker implements Broker {
   readonly name = 'memory';
@@ -142,8 +93,7 @@ export class MemoryBroker implements Broker {
   }
 
   async start(node: BrokerNode): Promise<void> {
-    if (this.#closed) throw new BrokerStateError('memory broker: start() after close()', this.name);
-    if (this.#node !== undefined) throw new BrokerStateError('memory broker: already started; use forNode() for another node', this.name);
+    assertStartable(this.name, this.#node !== undefined, this.#closed, '; use forNode() for another node');
     this.#node = node;
     this.#state.brokers.add(this);
     node.onState?.('connected');
@@ -237,10 +187,8 @@ export class MemoryBroker implements Broker {
           if (event.kind === 'publication') node.onPublication(event.publication);
           else node.onPresence(event.event);
         } catch (error) {
-          // A throwing hub callback must not stop delivery to the rest; surface it asynchronously.
-          queueMicrotask(() => {
-            throw error;
-          });
+          // A throwing hub callback must not stop delivery to the rest.
+          throwLater(error);
         }
       }
     } finally {
@@ -259,7 +207,6 @@ export class MemoryBroker implements Broker {
   }
 
   #started(): void {
-    if (this.#node === undefined) throw new BrokerStateError('memory broker: call start(node) first', this.name);
-    if (this.#closed) throw new BrokerStateError('memory broker: closed', this.name);
+    assertStarted(this.name, this.#node !== undefined, this.#closed);
   }
 }

@@ -49,27 +49,15 @@ import { requirePeer } from '../../node/peer.js';
 // nats.js is an optional peer dependency: loaded here, by `duplex-ws/hub/nats` only.
 const { connect, headers: natsHeaders, NatsError } = requirePeer<typeof import('nats')>('nats', 'duplex-ws/hub/nats');
 
-import type {
-  Broker,
-  BrokerNode,
-  BrokerState,
-  HistoryOptions,
-  HistorySlice,
-  PresenceMember,
-  Publication,
-} from '../broker.js';
-import { BrokerStateError, historySlice, newEpoch } from './memory.js';
+import type { Broker, BrokerNode, BrokerState, HistoryOptions, HistorySlice, PresenceMember, Publication } from '../broker.js';
+import { BROKER_DEFAULTS, BrokerError, ConnectionState, PresenceLiveness, assertStartable, assertStarted, historySlice, newEpoch, throwLater, type LivenessOptions } from './shared.js';
 
 /** Options of {@link NatsBroker}. */
-export interface NatsBrokerOptions {
+export interface NatsBrokerOptions extends LivenessOptions {
   /** NATS server(s). Default `127.0.0.1:4222`. */
   readonly servers?: string | string[];
   /** First token of every subject, and prefix of the stream and bucket names. Default `duplex`. */
   readonly prefix?: string;
-  /** A node is dead once its heartbeat is older than this (ms). Default 10 000. */
-  readonly presenceTtl?: number;
-  /** How often a node writes its heartbeat and sweeps dead nodes (ms). Default 3 000. */
-  readonly presenceRefresh?: number;
   /** How long a topic's last offset and epoch outlive its last publication (ms): the stream's max age. Default 30 days. */
   readonly metaTtl?: number;
   /** Connection and JetStream request timeout (ms). Default 5 000. */
@@ -77,16 +65,9 @@ export interface NatsBrokerOptions {
 }
 
 /** A NATS/JetStream operation failed, or the server lacks what the broker needs. */
-export class NatsBrokerError extends Error {
+export class NatsBrokerError extends BrokerError {
   /** Always `'NatsBrokerError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'NatsBrokerError';
-  /**
-   * The rejection of the broker's methods; the hub logs it and answers the client E_UNAVAILABLE.
-   * @param options `cause`: the nats.js error behind it, if there was one.
-   */
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 const H = {
@@ -153,11 +134,12 @@ export class NatsBroker implements Broker {
   readonly name = 'nats';
   readonly #servers: string | string[];
   readonly #prefix: string;
-  readonly #presenceTtl: number;
-  readonly #presenceRefresh: number;
   readonly #metaTtl: number;
   readonly #timeout: number;
   readonly #stream: string;
+  /** Liveness in a KV bucket of node heartbeats; this node's members, for close() and rejoining. */
+  readonly #liveness: PresenceLiveness;
+  readonly #state = new ConnectionState();
   #node: BrokerNode | undefined;
   #nc: NatsConnection | undefined;
   #js: JetStreamClient | undefined;
@@ -166,15 +148,11 @@ export class NatsBroker implements Broker {
   #presenceKv: KV | undefined;
   #nodes: KV | undefined;
   #closed = false;
-  #timer: NodeJS.Timeout | undefined;
-  #state: BrokerState = 'disconnected';
   readonly #subs = new Map<string, Subscription>();
   /** Last stored message per topic, from our acks and deliveries: saves a lookup per publish. */
   readonly #last = new Map<string, Last>();
   /** Per-topic publish queue: one in flight per topic per node. */
   readonly #queues = new Map<string, Promise<unknown>>();
-  /** This node's members, per topic, for close() and for rejoining after a stall. */
-  readonly #members = new Map<string, Map<string, PresenceMember>>();
 
   /**
    * Configures the broker; nothing connects until the hub calls `start()`, which also creates the
@@ -184,19 +162,21 @@ export class NatsBroker implements Broker {
   constructor(options: NatsBrokerOptions = {}) {
     this.#servers = options.servers ?? '127.0.0.1:4222';
     this.#prefix = options.prefix ?? 'duplex';
-    this.#presenceTtl = options.presenceTtl ?? 10_000;
-    this.#presenceRefresh = options.presenceRefresh ?? 3_000;
-    this.#metaTtl = options.metaTtl ?? 30 * 24 * 3600 * 1000;
+    this.#metaTtl = options.metaTtl ?? BROKER_DEFAULTS.metaTtl;
     this.#timeout = options.timeout ?? 5_000;
     this.#stream = `${this.#prefix.replace(/[^\w-]/g, '_').toUpperCase()}_HIST`;
-    if (this.#presenceRefresh >= this.#presenceTtl) {
-      throw new RangeError('nats broker: presenceRefresh must be shorter than presenceTtl');
-    }
+    this.#liveness = new PresenceLiveness(this.name, options, {
+      reachable: () => this.#nc !== undefined && !this.#nc.isClosed() && this.#nodes !== undefined && this.#presenceKv !== undefined && this.#node !== undefined,
+      refresh: () => this.#heartbeat(),
+      rejoin: (topic, member) => this.#announceJoin(this.#nc!, this.#presenceKv!, topic, member),
+      sweep: () => this.#sweep(),
+      leave: (topic, member) => this.#remove(this.#presenceKv!, this.#presenceKey(this.#node!.id, topic, member.connId)),
+      forget: () => this.#nodes!.delete(token(this.#node!.id)),
+    });
   }
 
   async start(node: BrokerNode): Promise<void> {
-    if (this.#closed) throw new BrokerStateError('nats broker: start() after close()', this.name);
-    if (this.#node !== undefined) throw new BrokerStateError('nats broker: already started', this.name);
+    assertStartable(this.name, this.#node !== undefined, this.#closed);
     this.#node = node;
     let nc: NatsConnection;
     try {
@@ -231,8 +211,7 @@ export class NatsBroker implements Broker {
     }
     void this.#watchStatus(nc, node);
     this.#setState('connected');
-    this.#timer = setInterval(() => void this.#tick(), this.#presenceRefresh);
-    this.#timer.unref();
+    this.#liveness.start();
   }
 
   async subscribe(topic: string): Promise<void> {
@@ -298,20 +277,13 @@ export class NatsBroker implements Broker {
 
   async join(topic: string, member: PresenceMember): Promise<void> {
     const { nc, presence } = this.#started();
-    let local = this.#members.get(topic);
-    if (local === undefined) {
-      local = new Map();
-      this.#members.set(topic, local);
-    }
-    local.set(member.connId, member);
+    this.#liveness.members.add(topic, member);
     await this.#announceJoin(nc, presence, topic, member);
   }
 
   async leave(topic: string, member: PresenceMember): Promise<void> {
     const { presence } = this.#started();
-    const local = this.#members.get(topic);
-    local?.delete(member.connId);
-    if (local !== undefined && local.size === 0) this.#members.delete(topic);
+    if (this.#liveness.members.remove(topic, member.connId)?.size === 0) this.#liveness.members.drop(topic);
     await this.#remove(presence, this.#presenceKey(member.node, topic, member.connId));
   }
 
@@ -339,23 +311,13 @@ export class NatsBroker implements Broker {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
+    this.#liveness.stop();
     const nc = this.#nc;
-    const node = this.#node;
-    if (nc === undefined || node === undefined) return;
+    if (nc === undefined || this.#node === undefined) return;
     for (const sub of this.#subs.values()) sub.unsubscribe();
     this.#subs.clear();
-    try {
-      if (!nc.isClosed() && this.#presenceKv !== undefined) {
-        for (const [topic, members] of this.#members) {
-          for (const connId of members.keys()) await this.#remove(this.#presenceKv, this.#presenceKey(node.id, topic, connId));
-        }
-        await this.#nodes?.delete(token(node.id));
-      }
-    } catch {
-      // Best effort: the heartbeat ageing out covers what could not be removed.
-    }
-    this.#members.clear();
+    // Remove this node's members and heartbeat; if NATS is unreachable, the heartbeat ageing out covers it.
+    await this.#liveness.leave();
     await Promise.allSettled([...this.#queues.values()]);
     await nc.drain().catch(() => nc.close());
     this.#setState('disconnected');
@@ -491,10 +453,8 @@ export class NatsBroker implements Broker {
       if (seq > 0) this.#remember(topic, { seq, offset: publication.offset, epoch: publication.epoch });
       node.onPublication(publication);
     } catch (error) {
-      // A throwing hub callback must not break the subscription; surface it.
-      queueMicrotask(() => {
-        throw error;
-      });
+      // A throwing hub callback must not break the subscription.
+      throwLater(error);
     }
   }
 
@@ -524,7 +484,7 @@ export class NatsBroker implements Broker {
 
   async #isAlive(nodeId: string): Promise<boolean> {
     const entry = await this.#nodes!.get(token(nodeId));
-    return entry !== null && entry.operation === 'PUT' && Date.now() - entry.created.getTime() < this.#presenceTtl;
+    return entry !== null && entry.operation === 'PUT' && Date.now() - entry.created.getTime() < this.#liveness.ttl;
   }
 
   async #keys(kv: KV, filter: string): Promise<string[]> {
@@ -533,33 +493,28 @@ export class NatsBroker implements Broker {
     return keys;
   }
 
-  async #tick(): Promise<void> {
-    const nc = this.#nc;
-    const nodes = this.#nodes;
-    const presence = this.#presenceKv;
-    const self = this.#node;
-    if (this.#closed || nc === undefined || nc.isClosed() || nodes === undefined || presence === undefined || self === undefined) return;
-    try {
-      const mine = await nodes.get(token(self.id));
-      await nodes.put(token(self.id), encoder.encode(JSON.stringify({ id: self.id })));
-      if (mine === null || mine.operation !== 'PUT') {
-        // Others declared this node dead while it stalled: put its members back.
-        for (const [topic, members] of this.#members) {
-          for (const member of members.values()) await this.#announceJoin(nc, presence, topic, member);
-        }
+  /** Write this node's heartbeat; true if it had none (others declared this node dead while it stalled). */
+  async #heartbeat(): Promise<boolean> {
+    const nodes = this.#nodes!;
+    const self = this.#node!;
+    const mine = await nodes.get(token(self.id));
+    await nodes.put(token(self.id), encoder.encode(JSON.stringify({ id: self.id })));
+    return mine === null || mine.operation !== 'PUT';
+  }
+
+  /** Delete the heartbeats older than the ttl (compare-and-delete: one sweeper each) and their nodes' members. */
+  async #sweep(): Promise<void> {
+    const nodes = this.#nodes!;
+    const presence = this.#presenceKv!;
+    for (const key of await this.#keys(nodes, '>')) {
+      const entry = await nodes.get(key);
+      if (entry === null || entry.operation !== 'PUT' || Date.now() - entry.created.getTime() < this.#liveness.ttl) continue;
+      try {
+        await nodes.delete(key, { previousSeq: entry.revision });
+      } catch {
+        continue; // another node is sweeping it
       }
-      for (const key of await this.#keys(nodes, '>')) {
-        const entry = await nodes.get(key);
-        if (entry === null || entry.operation !== 'PUT' || Date.now() - entry.created.getTime() < this.#presenceTtl) continue;
-        try {
-          await nodes.delete(key, { previousSeq: entry.revision });
-        } catch {
-          continue; // another node is sweeping it
-        }
-        for (const memberKey of await this.#keys(presence, `${key}.>`)) await this.#remove(presence, memberKey);
-      }
-    } catch {
-      // NATS unreachable: the next tick tries again.
+      for (const memberKey of await this.#keys(presence, `${key}.>`)) await this.#remove(presence, memberKey);
     }
   }
 
@@ -607,17 +562,13 @@ export class NatsBroker implements Broker {
   }
 
   #setState(state: BrokerState): void {
-    if (state === this.#state) return;
-    this.#state = state;
-    this.#node?.onState?.(state);
+    this.#state.set(state, this.#node);
   }
 
   #started(): { nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager; presence: KV } {
-    if (this.#node === undefined || this.#nc === undefined || this.#js === undefined || this.#jsm === undefined || this.#presenceKv === undefined) {
-      throw new BrokerStateError('nats broker: call start(node) first', this.name);
-    }
-    if (this.#closed) throw new BrokerStateError('nats broker: closed', this.name);
-    return { nc: this.#nc, js: this.#js, jsm: this.#jsm, presence: this.#presenceKv };
+    const started = this.#node !== undefined && this.#nc !== undefined && this.#js !== undefined && this.#jsm !== undefined && this.#presenceKv !== undefined;
+    assertStarted(this.name, started, this.#closed);
+    return { nc: this.#nc!, js: this.#js!, jsm: this.#jsm!, presence: this.#presenceKv! };
   }
 
   #histSubject(topic: string): string {

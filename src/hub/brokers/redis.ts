@@ -32,28 +32,15 @@ import { requirePeer } from '../../node/peer.js';
 // node-redis is an optional peer dependency: loaded here, by `duplex-ws/hub/redis` only.
 const { createClient } = requirePeer<typeof import('redis')>('redis', 'duplex-ws/hub/redis');
 
-import type {
-  Broker,
-  BrokerNode,
-  BrokerState,
-  HistoryOptions,
-  HistorySlice,
-  PresenceEvent,
-  PresenceMember,
-  Publication,
-} from '../broker.js';
-import { BrokerStateError, historySlice, newEpoch } from './memory.js';
+import type { Broker, BrokerNode, HistoryOptions, HistorySlice, PresenceEvent, PresenceMember, Publication } from '../broker.js';
+import { BROKER_DEFAULTS, BrokerError, ConnectionState, PresenceLiveness, assertStartable, assertStarted, historySlice, newEpoch, throwLater, type LivenessOptions } from './shared.js';
 
 /** Options of {@link RedisBroker}. */
-export interface RedisBrokerOptions {
+export interface RedisBrokerOptions extends LivenessOptions {
   /** Redis URL (`redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS). Default `redis://127.0.0.1:6379`. */
   readonly url?: string;
   /** Prefix of every key and channel, so several apps can share one Redis. Default `duplex:`. */
   readonly prefix?: string;
-  /** A node is dead once it has not refreshed its liveness for this long (ms). Default 10 000. */
-  readonly presenceTtl?: number;
-  /** How often a node refreshes its liveness and sweeps dead nodes (ms). Default 3 000. */
-  readonly presenceRefresh?: number;
   /**
    * How long a topic's offset counter and epoch outlive its last publication (ms), at least the
    * history ttl. Default 30 days (Centrifugo's `history_meta_ttl` default).
@@ -64,16 +51,9 @@ export interface RedisBrokerOptions {
 }
 
 /** A Redis command failed or replied with something the broker did not expect. */
-export class RedisBrokerError extends Error {
+export class RedisBrokerError extends BrokerError {
   /** Always `'RedisBrokerError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'RedisBrokerError';
-  /**
-   * The rejection of the broker's methods; the hub logs it and answers the client E_UNAVAILABLE.
-   * @param options `cause`: the node-redis error behind it, if there was one.
-   */
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** A node-redis client configured the way this broker needs it. */
@@ -262,21 +242,18 @@ export class RedisBroker implements Broker {
   readonly name = 'redis';
   readonly #url: string;
   readonly #prefix: string;
-  readonly #presenceTtl: number;
-  readonly #presenceRefresh: number;
   readonly #metaTtl: number;
   readonly #connectTimeout: number;
+  /** Liveness in a sorted set of nodes scored with their deadline; this node's members, for close() and rejoining. */
+  readonly #liveness: PresenceLiveness;
+  readonly #state = new ConnectionState();
   #node: BrokerNode | undefined;
   #client: RedisClient | undefined;
   #subscriber: RedisClient | undefined;
   #closed = false;
-  #timer: NodeJS.Timeout | undefined;
-  #state: BrokerState = 'disconnected';
   #subscriberReadyOnce = false;
   /** Subscribed channels → topic. */
   readonly #channels = new Map<string, string>();
-  /** This node's members, per topic, for close() and for rejoining after a stall. */
-  readonly #members = new Map<string, Map<string, PresenceMember>>();
   readonly #listener = (message: string, channel: string): void => this.#onMessage(message, channel);
 
   /**
@@ -286,13 +263,21 @@ export class RedisBroker implements Broker {
   constructor(options: RedisBrokerOptions = {}) {
     this.#url = options.url ?? 'redis://127.0.0.1:6379';
     this.#prefix = options.prefix ?? 'duplex:';
-    this.#presenceTtl = options.presenceTtl ?? 10_000;
-    this.#presenceRefresh = options.presenceRefresh ?? 3_000;
-    this.#metaTtl = options.metaTtl ?? 30 * 24 * 3600 * 1000;
+    this.#metaTtl = options.metaTtl ?? BROKER_DEFAULTS.metaTtl;
     this.#connectTimeout = options.connectTimeout ?? 5_000;
-    if (this.#presenceRefresh >= this.#presenceTtl) {
-      throw new RangeError('redis broker: presenceRefresh must be shorter than presenceTtl');
-    }
+    this.#liveness = new PresenceLiveness(this.name, options, {
+      reachable: () => this.#client !== undefined && this.#client.isReady,
+      refresh: () => this.#refresh(),
+      rejoin: (topic, member) => this.#announceJoin(this.#client!, topic, member),
+      sweep: () => this.#sweep(),
+      leave: async (topic, member) => {
+        await scripts.leave.run(this.#client!, [this.#key(topic, 'presence')], [member.connId, this.#channel(topic)]);
+      },
+      forget: async () => {
+        await this.#client!.sendCommand(['ZREM', this.#nodesKey(), this.#node!.id]);
+        await this.#client!.sendCommand(['DEL', this.#nodeTopicsKey(this.#node!.id)]);
+      },
+    });
   }
 
   /** The client name of this node's subscriber connection (as CLIENT LIST shows it). */
@@ -301,8 +286,7 @@ export class RedisBroker implements Broker {
   }
 
   async start(node: BrokerNode): Promise<void> {
-    if (this.#closed) throw new BrokerStateError('redis broker: start() after close()', this.name);
-    if (this.#node !== undefined) throw new BrokerStateError('redis broker: already started', this.name);
+    assertStartable(this.name, this.#node !== undefined, this.#closed);
     this.#node = node;
     const client = this.#makeClient(clientName('cmd', node.id));
     const subscriber = this.#makeClient(clientName('sub', node.id));
@@ -316,7 +300,7 @@ export class RedisBroker implements Broker {
     });
     try {
       await Promise.all([client.connect(), subscriber.connect()]);
-      await this.#refresh();
+      await this.#liveness.refreshNow();
     } catch (error) {
       this.#node = undefined;
       this.#closed = true;
@@ -324,8 +308,7 @@ export class RedisBroker implements Broker {
       throw new RedisBrokerError(`redis broker: cannot reach Redis at ${this.#url} (is redis-server running?)`, { cause: error });
     }
     this.#updateState();
-    this.#timer = setInterval(() => void this.#tick(), this.#presenceRefresh);
-    this.#timer.unref();
+    this.#liveness.start();
   }
 
   async subscribe(topic: string): Promise<void> {
@@ -412,22 +395,16 @@ export class RedisBroker implements Broker {
 
   async join(topic: string, member: PresenceMember): Promise<void> {
     const { client } = this.#started();
-    let local = this.#members.get(topic);
-    if (local === undefined) {
-      local = new Map();
-      this.#members.set(topic, local);
-    }
-    local.set(member.connId, member);
+    this.#liveness.members.add(topic, member);
     await this.#announceJoin(client, topic, member);
   }
 
   async leave(topic: string, member: PresenceMember): Promise<void> {
     const { client } = this.#started();
-    const local = this.#members.get(topic);
-    local?.delete(member.connId);
+    const left = this.#liveness.members.remove(topic, member.connId);
     await scripts.leave.run(client, [this.#key(topic, 'presence')], [member.connId, this.#channel(topic)]);
-    if (local !== undefined && local.size === 0) {
-      this.#members.delete(topic);
+    if (left?.size === 0) {
+      this.#liveness.members.drop(topic);
       await client.sendCommand(['SREM', this.#nodeTopicsKey(this.#node!.id), topic]);
     }
   }
@@ -441,30 +418,16 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
-    const node = this.#node;
+    this.#liveness.stop();
     const client = this.#client;
     const subscriber = this.#subscriber;
-    if (node === undefined || client === undefined || subscriber === undefined) return;
+    if (this.#node === undefined || client === undefined || subscriber === undefined) return;
     this.#channels.clear();
     // Announce this node's leaves before going; if Redis is unreachable, the other nodes remove
     // them once this node's liveness deadline passes.
-    try {
-      if (client.isReady) {
-        for (const [topic, members] of this.#members) {
-          for (const connId of members.keys()) {
-            await scripts.leave.run(client, [this.#key(topic, 'presence')], [connId, this.#channel(topic)]);
-          }
-        }
-        await client.sendCommand(['ZREM', this.#nodesKey(), node.id]);
-        await client.sendCommand(['DEL', this.#nodeTopicsKey(node.id)]);
-      }
-    } catch {
-      // Best effort: liveness expiry covers what could not be removed.
-    }
-    this.#members.clear();
+    await this.#liveness.leave();
     await Promise.allSettled([subscriber.close(), client.close()]);
-    this.#setState('disconnected');
+    this.#state.set('disconnected', this.#node);
   }
 
   #makeClient(name: string): RedisClient {
@@ -487,13 +450,7 @@ export class RedisBroker implements Broker {
 
   #updateState(): void {
     const up = this.#client?.isReady === true && this.#subscriber?.isReady === true;
-    this.#setState(up && !this.#closed ? 'connected' : 'disconnected');
-  }
-
-  #setState(state: BrokerState): void {
-    if (state === this.#state) return;
-    this.#state = state;
-    this.#node?.onState?.(state);
+    this.#state.set(up && !this.#closed ? 'connected' : 'disconnected', this.#node);
   }
 
   #onMessage(message: string, channel: string): void {
@@ -522,10 +479,8 @@ export class RedisBroker implements Broker {
         node.onPresence(event);
       }
     } catch (error) {
-      // A throwing hub callback must not kill the subscriber connection's parser; surface it.
-      queueMicrotask(() => {
-        throw error;
-      });
+      // A throwing hub callback must not kill the subscriber connection's parser.
+      throwLater(error);
     }
   }
 
@@ -540,42 +495,29 @@ export class RedisBroker implements Broker {
       .exec();
   }
 
-  /** Refresh this node's liveness; rejoin its members if others had declared it dead. */
-  async #refresh(): Promise<void> {
-    const client = this.#client!;
-    const added = asNumber('refresh', await scripts.refresh.run(client, [this.#nodesKey()], [this.#node!.id, String(this.#presenceTtl)]));
-    if (added === 1) {
-      for (const [topic, members] of this.#members) {
-        for (const member of members.values()) await this.#announceJoin(client, topic, member);
-      }
-    }
+  /** Set this node's deadline to now + ttl (Redis clock); true if the node was absent from the set. */
+  async #refresh(): Promise<boolean> {
+    const added = asNumber('refresh', await scripts.refresh.run(this.#client!, [this.#nodesKey()], [this.#node!.id, String(this.#liveness.ttl)]));
+    return added === 1;
   }
 
-  async #tick(): Promise<void> {
-    const client = this.#client;
-    if (this.#closed || client === undefined || !client.isReady) return;
-    try {
-      await this.#refresh();
-      const dead = asArray('sweep', await scripts.sweep.run(client, [this.#nodesKey()], []));
-      for (const id of dead.map((d) => asString('sweep', d))) {
-        // The presence script removes the dead node's members and announces their leaves.
-        const topics = asArray('smembers', await client.sendCommand(['SMEMBERS', this.#nodeTopicsKey(id)]));
-        for (const topic of topics.map((t) => asString('smembers', t))) {
-          await scripts.presence.run(client, [this.#key(topic, 'presence'), this.#nodesKey()], [this.#channel(topic)]);
-        }
-        await client.sendCommand(['DEL', this.#nodeTopicsKey(id)]);
+  /** Take the nodes past their deadline out of the set (each to one sweeper) and remove their members. */
+  async #sweep(): Promise<void> {
+    const client = this.#client!;
+    const dead = asArray('sweep', await scripts.sweep.run(client, [this.#nodesKey()], []));
+    for (const id of dead.map((d) => asString('sweep', d))) {
+      // The presence script removes the dead node's members and announces their leaves.
+      const topics = asArray('smembers', await client.sendCommand(['SMEMBERS', this.#nodeTopicsKey(id)]));
+      for (const topic of topics.map((t) => asString('smembers', t))) {
+        await scripts.presence.run(client, [this.#key(topic, 'presence'), this.#nodesKey()], [this.#channel(topic)]);
       }
-    } catch {
-      // Redis unreachable: the next tick tries again (and the reconnect path reports the state).
+      await client.sendCommand(['DEL', this.#nodeTopicsKey(id)]);
     }
   }
 
   #started(): { client: RedisClient; subscriber: RedisClient } {
-    if (this.#node === undefined || this.#client === undefined || this.#subscriber === undefined) {
-      throw new BrokerStateError('redis broker: call start(node) first', this.name);
-    }
-    if (this.#closed) throw new BrokerStateError('redis broker: closed', this.name);
-    return { client: this.#client, subscriber: this.#subscriber };
+    assertStarted(this.name, this.#node !== undefined && this.#client !== undefined && this.#subscriber !== undefined, this.#closed);
+    return { client: this.#client!, subscriber: this.#subscriber! };
   }
 
   // Keys of one topic share the hash tag {topic}, so they live in one slot should Redis Cluster

@@ -6,8 +6,8 @@
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { HandshakeError } from '../protocol/errors.js';
-import { buildClientRequest, generateKey, validateResponse } from '../protocol/handshake.js';
+import { HandshakeError } from '../../protocol/errors.js';
+import { buildClientRequest, generateKey, validateResponse } from '../../protocol/handshake.js';
 
 /** Where to connect, from a `ws://` or `wss://` URL. */
 export interface Target {

@@ -1,7 +1,7 @@
 /**
  * Route matching for WebSocket endpoints: exact paths (`/live`), named parameters
  * (`/chat/:room`) and a trailing wildcard (`/feeds/*`). Pure: strings in, a match out, no
- * Node APIs, so the server (and anything else) can use it.
+ * imports and no Node APIs, so the server (and anything else) can use it.
  *
  * Rules, chosen to be unsurprising rather than clever:
  * - a pattern is a path starting with `/`, split on `/` into segments;
@@ -86,7 +86,7 @@ export function compileRoute(pattern: string): CompiledRoute {
 }
 
 /** Percent-decodes, or returns undefined for malformed input (a `%` not followed by two hex digits). */
-function decode(text: string): string | undefined {
+export function decodePercent(text: string): string | undefined {
   if (!text.includes('%')) return text;
   try {
     return decodeURIComponent(text);
@@ -118,7 +118,7 @@ export function matchRoute(route: CompiledRoute, path: string): MatchResult {
       if (text !== segment.text) return undefined;
     } else {
       if (text === '') return undefined;
-      const value = decode(text);
+      const value = decodePercent(text);
       if (value === undefined) return undefined;
       params[segment.name] = value;
     }
@@ -126,7 +126,7 @@ export function matchRoute(route: CompiledRoute, path: string): MatchResult {
   }
   if (route.wildcard) {
     const rest = pos > path.length ? '' : path.slice(pos);
-    const value = decode(rest);
+    const value = decodePercent(rest);
     if (value === undefined) return undefined;
     params['*'] = value;
     return { params };

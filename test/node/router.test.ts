@@ -1,7 +1,7 @@
 // Route matching: exact paths, :params, a trailing wildcard, first match wins.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Router, compileRoute, matchRoute, type RouteParams } from '../../src/app/router.js';
+import { Router, compileRoute, matchRoute, type RouteParams } from '../../src/node/server/router.js';
 
 const match = (pattern: string, path: string): Record<string, string> | undefined => matchRoute(compileRoute(pattern), path)?.params;
 

@@ -1,0 +1,297 @@
+/**
+ * One hub connection's session: who it is (authenticated or not, as which user), its
+ * subscriptions, and its requests — validated, answered in the order they came (a publish sent
+ * after a subscribe is handled after it, an unsubscribe never overtakes the subscribe it undoes),
+ * at most `maxPendingRequests` waiting at once — and the dispatch of each request to its handler.
+ */
+import { CloseCode } from '../protocol/constants.js';
+import type { Logger } from '../node/logger.js';
+import type { MessageData } from '../node/handlers.js';
+import type { WebSocket } from '../node/websocket.js';
+import type { Broker, HistoryOptions, Json, PresenceMember, Publication } from './broker.js';
+import type { HubAuth, HubIdentity } from './auth.js';
+import { errorMessage } from './errors.js';
+import type { HubContext, HubOptions } from './hub.js';
+import type { HubCounters, Subscription, Subscriptions } from './subscriptions.js';
+import {
+  EMPTY_RESULT,
+  RESERVED_PREFIX,
+  WIRE_LIMITS,
+  encodeConnectResult,
+  encodeError,
+  encodePresenceResult,
+  encodePublishResult,
+  encodeReply,
+  parseClientRequest,
+  type ClientRequest,
+  type HubErrorCode,
+  type RequestId,
+  type StreamPosition,
+} from './wire.js';
+
+/** The per-connection limits of a hub (from its options, with their defaults). */
+export interface SessionLimits {
+  /** Largest inbound hub message, bytes. */
+  readonly maxMessageSize: number;
+  /** Most subscriptions per connection. */
+  readonly maxSubscriptions: number;
+  /** Requests a connection may have waiting for an answer. */
+  readonly maxPending: number;
+  /** Invalid messages tolerated per connection before it is closed with 1008. */
+  readonly maxInvalid: number;
+}
+
+/** What a session needs of its hub. */
+export interface SessionHost<User extends HubIdentity> {
+  readonly nodeId: string;
+  readonly broker: Broker;
+  readonly logger: Logger;
+  readonly auth: HubAuth<User>;
+  readonly subscriptions: Subscriptions<User>;
+  readonly counters: HubCounters;
+  readonly limits: SessionLimits;
+  /** The hub's options, read when used: `authorize` and `allowClientPublish`. */
+  readonly options: Pick<HubOptions<User>, 'authorize' | 'allowClientPublish'>;
+  /** Whether the hub is closed (requests are then refused with E_UNAVAILABLE). */
+  isClosed(): boolean;
+  /** Start the hub (idempotent); rejects if its broker cannot start. */
+  start(): Promise<void>;
+  /** The session authenticated (as `user`, or anonymously): register it for its user's messages. */
+  admit(session: Session<User>, user: User | undefined): void;
+  /** The history retention of `topic`. */
+  historyOf(topic: string): HistoryOptions;
+}
+
+/** One hub connection: what authorisation hooks see as its `HubContext`. */
+export class Session<User extends HubIdentity> implements HubContext<User> {
+  user: User | undefined;
+  authenticated = false;
+  /** Resolves once the connection's user topic is subscribed (so `sendToUser` reaches it). */
+  registered: Promise<void> = Promise.resolve();
+  /** Its subscriptions, by topic. */
+  readonly subs = new Map<string, Subscription<User>>();
+  /** The socket is closed (or the hub closing): nothing more is sent or handled. */
+  closed = false;
+  readonly #host: SessionHost<User>;
+  #invalid = 0;
+  #pending = 0;
+  #chain: Promise<void> = Promise.resolve();
+  #connectTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly connId: string,
+    readonly ws: WebSocket<unknown>,
+    host: SessionHost<User>,
+  ) {
+    this.#host = host;
+  }
+
+  /** Close the connection with 1008 unless it authenticates (sends `connect` with a valid token) within `ms`. */
+  awaitConnect(ms: number): void {
+    this.#connectTimer = setTimeout(() => {
+      if (!this.authenticated && !this.closed) this.ws.close(CloseCode.PolicyViolation, 'no connect message with a valid token in time');
+    }, ms);
+    this.#connectTimer.unref();
+  }
+
+  /** The connection is authenticated (as `user`, or anonymously). */
+  admitted(user: User | undefined): void {
+    this.authenticated = true;
+    this.user = user;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+  }
+
+  /** The session is over (its socket closed, or the hub closing). False if it already was. */
+  end(): boolean {
+    if (this.closed) return false;
+    this.closed = true;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    return true;
+  }
+
+  /** A message from the client: validated, then queued behind the connection's earlier requests. */
+  receive(data: MessageData, isBinary: boolean): void {
+    const { limits, logger } = this.#host;
+    if (isBinary || typeof data !== 'string') {
+      this.#reject(undefined, 'E_BAD_REQUEST', 'hub messages are JSON text; binary messages are not accepted');
+      return;
+    }
+    // Code units are at most 3 UTF-8 bytes each: count bytes only when it might matter.
+    if (data.length * 3 > limits.maxMessageSize && Buffer.byteLength(data) > limits.maxMessageSize) {
+      this.#reject(undefined, 'E_TOO_LARGE', `message is larger than ${limits.maxMessageSize} bytes`);
+      return;
+    }
+    const parsed = parseClientRequest(data, { maxTopicLength: WIRE_LIMITS.maxTopicLength, maxDataDepth: WIRE_LIMITS.maxDataDepth });
+    if (!parsed.ok) {
+      this.#reject(parsed.error.id, parsed.error.code, parsed.error.message);
+      return;
+    }
+    const request = parsed.value;
+    if (!this.authenticated && request.type !== 'connect') {
+      this.#reject(request.id, 'E_UNAUTHORIZED', 'send connect with a token first');
+      return;
+    }
+    if (this.#pending >= limits.maxPending) {
+      this.replyError(request.id, 'E_BUSY', `more than ${limits.maxPending} requests waiting for an answer`);
+      return;
+    }
+    this.#pending++;
+    this.#chain = this.#chain
+      .then(() => this.#handle(request))
+      .catch((error: unknown) => {
+        logger.error({ conn: this.connId, type: request.type, err: errorMessage(error) }, 'hub request failed');
+        this.replyError(request.id, 'E_INTERNAL', 'internal error');
+      })
+      .finally(() => this.#pending--);
+  }
+
+  /** Answer request `id` (nothing is sent for a request without an id). */
+  reply(id: RequestId | undefined, resultJson: string): void {
+    if (id !== undefined && !this.closed) this.ws.send(encodeReply(id, resultJson));
+  }
+
+  /** Answer with an error (also for a request without an id). */
+  replyError(id: RequestId | undefined, code: HubErrorCode, message: string): void {
+    if (!this.closed) this.ws.send(encodeError(id, code, message));
+  }
+
+  /** An invalid message: answer with an error; close with 1008 after `maxInvalidMessages`. */
+  #reject(id: RequestId | undefined, code: HubErrorCode, message: string): void {
+    this.#host.counters.invalidMessages++;
+    this.#invalid++;
+    this.replyError(id, code, message);
+    if (this.#invalid >= this.#host.limits.maxInvalid) {
+      this.#host.logger.warn({ conn: this.connId, remote: this.ws.remoteAddress }, `closing after ${this.#invalid} invalid messages`);
+      this.ws.close(CloseCode.PolicyViolation, 'too many invalid messages');
+    }
+  }
+
+  async #handle(request: ClientRequest): Promise<void> {
+    if (this.closed) return;
+    const host = this.#host;
+    if (host.isClosed()) {
+      this.replyError(request.id, 'E_UNAVAILABLE', 'the hub is closed');
+      return;
+    }
+    try {
+      await host.start();
+    } catch (error) {
+      host.logger.error({ err: errorMessage(error) }, 'hub could not start its broker');
+      this.replyError(request.id, 'E_UNAVAILABLE', 'the broker is not available');
+      return;
+    }
+    switch (request.type) {
+      case 'connect':
+        return this.#connect(request.id, request.token);
+      case 'ping':
+        return this.reply(request.id, EMPTY_RESULT);
+      case 'subscribe':
+        return this.#subscribe(request.id, request.topic, request.recover);
+      case 'unsubscribe': {
+        const sub = this.subs.get(request.topic);
+        if (!sub) return this.replyError(request.id, 'E_NOT_SUBSCRIBED', `not subscribed to ${request.topic}`);
+        host.subscriptions.remove(sub);
+        return this.reply(request.id, EMPTY_RESULT);
+      }
+      case 'publish':
+        return this.#publish(request.id, request.topic, request.data, request.excludeSelf ?? false);
+      case 'presence':
+        return this.#presence(request.id, request.topic);
+    }
+  }
+
+  async #connect(id: RequestId | undefined, token: string | undefined): Promise<void> {
+    if (token !== undefined) {
+      const auth = this.#host.auth;
+      if (!auth.acceptsTokens) return this.replyError(id, 'E_BAD_REQUEST', 'this hub does not accept tokens');
+      const verified = await auth.verify(token);
+      if ('refused' in verified) {
+        this.replyError(id, 'E_UNAUTHORIZED', verified.refused.message);
+        // A client with a bad token will not get better by retrying on this connection.
+        if (!this.authenticated) this.ws.close(CloseCode.PolicyViolation, 'authentication failed');
+        return;
+      }
+      const user = verified.user;
+      if (this.closed) return;
+      if (this.authenticated && this.user?.id !== user.id) {
+        return this.replyError(id, 'E_FORBIDDEN', 'a connection cannot change its user; reconnect instead');
+      }
+      if (!this.authenticated || this.user === undefined) this.#host.admit(this, user);
+    } else if (!this.authenticated) {
+      return this.#reject(id, 'E_UNAUTHORIZED', 'a token is required (in the handshake or in connect)');
+    }
+    await this.registered;
+    this.reply(id, encodeConnectResult(this.connId, this.user?.id, this.#host.nodeId));
+  }
+
+  /** Run an authorisation hook; a throw counts as a refusal (and is logged). */
+  async #allowed(check: (() => boolean | Promise<boolean>) | undefined, what: string): Promise<boolean> {
+    if (!check) return true;
+    try {
+      return (await check()) === true;
+    } catch (error) {
+      this.#host.logger.error({ conn: this.connId, err: errorMessage(error) }, `authorize.${what} threw; refusing`);
+      return false;
+    }
+  }
+
+  /** Refuse a reserved (`$…`) topic: true if it was one. */
+  #reserved(id: RequestId | undefined, topic: string): boolean {
+    if (!topic.startsWith(RESERVED_PREFIX)) return false;
+    this.replyError(id, 'E_FORBIDDEN', `topics starting with ${RESERVED_PREFIX} are reserved`);
+    return true;
+  }
+
+  /** May this connection read `topic` (subscribe, or see its presence)? */
+  #maySubscribe(topic: string): Promise<boolean> {
+    const authorize = this.#host.options.authorize?.subscribe;
+    return this.#allowed(authorize && (() => authorize(this, topic)), 'subscribe');
+  }
+
+  async #subscribe(id: RequestId | undefined, topic: string, recover: StreamPosition | undefined): Promise<void> {
+    if (this.#reserved(id, topic)) return;
+    if (recover && id === undefined) return this.#reject(id, 'E_BAD_REQUEST', 'subscribe with recover needs an id (recovered publications come in the reply)');
+    if (this.subs.has(topic)) return this.replyError(id, 'E_ALREADY_SUBSCRIBED', `already subscribed to ${topic}`);
+    const max = this.#host.limits.maxSubscriptions;
+    if (this.subs.size >= max) return this.replyError(id, 'E_FORBIDDEN', `more than ${max} subscriptions`);
+    if (!(await this.#maySubscribe(topic))) return this.replyError(id, 'E_FORBIDDEN', `not allowed to subscribe to ${topic}`);
+    if (this.closed || this.subs.has(topic)) return;
+    const refusal = await this.#host.subscriptions.add(this, topic, recover, id);
+    if (refusal) this.replyError(id, refusal.code, refusal.message);
+  }
+
+  async #publish(id: RequestId | undefined, topic: string, data: Json, excludeSelf: boolean): Promise<void> {
+    if (this.#reserved(id, topic)) return;
+    const host = this.#host;
+    if (host.options.allowClientPublish === false) return this.replyError(id, 'E_FORBIDDEN', 'clients may not publish on this hub');
+    const authorize = host.options.authorize?.publish;
+    if (!(await this.#allowed(authorize && (() => authorize(this, topic, data)), 'publish'))) {
+      return this.replyError(id, 'E_FORBIDDEN', `not allowed to publish to ${topic}`);
+    }
+    let publication: Publication;
+    try {
+      // Serialised once here; every node and subscriber reuses this text.
+      publication = await host.broker.publish(topic, JSON.stringify(data), host.historyOf(topic), excludeSelf ? this.connId : undefined);
+    } catch (error) {
+      host.logger.error({ conn: this.connId, topic, err: errorMessage(error) }, 'broker publish failed');
+      return this.replyError(id, 'E_UNAVAILABLE', 'the broker could not accept the publication; retry');
+    }
+    this.reply(id, encodePublishResult(publication.offset, publication.epoch));
+  }
+
+  async #presence(id: RequestId | undefined, topic: string): Promise<void> {
+    if (this.#reserved(id, topic)) return;
+    // Seeing who is in a topic is as sensitive as reading it.
+    if (!this.subs.has(topic) && !(await this.#maySubscribe(topic))) {
+      return this.replyError(id, 'E_FORBIDDEN', `not allowed to see presence of ${topic}`);
+    }
+    let members: PresenceMember[];
+    try {
+      members = await this.#host.broker.presence(topic);
+    } catch (error) {
+      this.#host.logger.error({ topic, err: errorMessage(error) }, 'broker presence failed');
+      return this.replyError(id, 'E_UNAVAILABLE', 'presence is not available; retry');
+    }
+    this.reply(id, encodePresenceResult(members));
+  }
+}

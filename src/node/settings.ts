@@ -1,0 +1,128 @@
+/**
+ * The per-connection tunables: what a server (per route) or `connect()` may set, their defaults,
+ * and the resolved form a connection reads them in.
+ */
+
+/**
+ * Per-connection tunables. A server takes them at the server level and a route may override
+ * them; a client takes them in `connect()`'s options. Every one has a default.
+ */
+export interface ConnectionSettings {
+  /** Largest message accepted, in bytes, after decompression (default 100 MiB, as ws); more → 1009. */
+  maxMessageSize?: number;
+  /** Deliver text messages as Buffers of validated UTF-8 instead of strings (saves a decode). */
+  textAsBuffer?: boolean;
+  /** How long to wait for the peer's side of the closing handshake, in ms (default 10 s). */
+  closeTimeout?: number;
+  /** Send a ping after this many ms without traffic from the peer; 0 turns keepalive off (default 25 s). */
+  pingInterval?: number;
+  /** Close with 1006 (terminate) when no pong or other data came this many ms after a ping (default 20 s). */
+  pingTimeout?: number;
+  /** Close with 1001 after this many ms without any message either way; 0 = never (default 0). */
+  idleTimeout?: number;
+  /** `send()` returns false once `bufferedAmount` reaches this many bytes (default 64 KiB). */
+  highWaterMark?: number;
+  /** `drain` fires when `bufferedAmount` falls back to this many bytes (default 16 KiB). */
+  lowWaterMark?: number;
+  /**
+   * Ceiling for `bufferedAmount`: a send that finds this much already buffered applies the
+   * slow-consumer policy (default 4 MiB).
+   */
+  maxBufferedAmount?: number;
+  /** Over the ceiling: close with 1008 (`'close'`, the default) or drop the message (`'drop'`). */
+  slowConsumer?: 'close' | 'drop';
+  /**
+   * Async iteration only: stop reading from the socket while this many messages wait to be
+   * consumed (default 16), so a fast sender cannot grow memory without bound.
+   */
+  maxQueuedMessages?: number;
+  /**
+   * Per-connection rate limit on what the peer sends: a token bucket of `burst` messages
+   * (default: `perSecond`) refilled at `perSecond`; every data message and every ping takes a
+   * token. Over it: close with 1008 "rate limit" (`onExceed: 'close'`, the default) or drop the
+   * message unseen (`'drop'`; pings are still answered). Default: no limit.
+   */
+  messageRate?: MessageRateLimit;
+}
+
+/** A token-bucket rate limit on received messages (see `ConnectionSettings.messageRate`). */
+export interface MessageRateLimit {
+  /** Sustained messages per second. */
+  perSecond: number;
+  /** Messages allowed in a burst (the bucket size; default `perSecond`, at least 1). */
+  burst?: number;
+  /** What to do with a message over the limit (default `'close'`: 1008 "rate limit"). */
+  onExceed?: 'close' | 'drop';
+}
+
+/** Defaults of `ConnectionSettings` (documented there). */
+export const DEFAULT_SETTINGS = {
+  /** 10 s for the peer's side of the closing handshake. */
+  closeTimeout: 10_000,
+  /** A ping after 25 s without traffic (as Socket.IO): well inside the 60 s idle timeout of nginx and AWS ALB. */
+  pingInterval: 25_000,
+  /** 20 s for the pong (or any data) before the connection is deemed dead. */
+  pingTimeout: 20_000,
+  /** No idle timeout. */
+  idleTimeout: 0,
+  /** `send()` returns false from 64 KiB buffered. */
+  highWaterMark: 64 * 1024,
+  /** `drain` at 16 KiB buffered. */
+  lowWaterMark: 16 * 1024,
+  /** The slow-consumer policy applies from 4 MiB buffered. */
+  maxBufferedAmount: 4 * 1024 * 1024,
+  /** Async iteration pauses the socket with 16 unread messages. */
+  maxQueuedMessages: 16,
+} as const;
+
+/** @internal `ConnectionSettings` with every default applied. */
+export interface ResolvedSettings {
+  readonly maxMessageSize: number | undefined;
+  readonly textAsBuffer: boolean;
+  readonly closeTimeout: number;
+  readonly pingInterval: number;
+  readonly pingTimeout: number;
+  readonly idleTimeout: number;
+  readonly highWaterMark: number;
+  readonly lowWaterMark: number;
+  readonly maxBufferedAmount: number;
+  readonly dropSlow: boolean;
+  readonly maxQueuedMessages: number;
+  /** Token bucket of `messageRate`, in messages per ms (0: no limit). */
+  readonly rate: number;
+  readonly burst: number;
+  readonly dropOverRate: boolean;
+}
+
+/** Resolved settings by settings object: a route's connections share one (no per-connection copies). */
+const resolvedSettings = new WeakMap<ConnectionSettings, ResolvedSettings>();
+
+/**
+ * @internal The settings with defaults applied, computed once per settings object.
+ * @throws RangeError when `messageRate.perSecond` is not > 0.
+ */
+export function resolveSettings(settings: ConnectionSettings): ResolvedSettings {
+  let resolved = resolvedSettings.get(settings);
+  if (resolved) return resolved;
+  const limit = settings.messageRate;
+  if (limit !== undefined && !(limit.perSecond > 0)) throw new RangeError(`messageRate.perSecond must be > 0, got ${limit.perSecond}`);
+  const highWaterMark = settings.highWaterMark ?? DEFAULT_SETTINGS.highWaterMark;
+  resolved = {
+    maxMessageSize: settings.maxMessageSize,
+    textAsBuffer: settings.textAsBuffer ?? false,
+    closeTimeout: settings.closeTimeout ?? DEFAULT_SETTINGS.closeTimeout,
+    pingInterval: settings.pingInterval ?? DEFAULT_SETTINGS.pingInterval,
+    pingTimeout: settings.pingTimeout ?? DEFAULT_SETTINGS.pingTimeout,
+    idleTimeout: settings.idleTimeout ?? DEFAULT_SETTINGS.idleTimeout,
+    highWaterMark,
+    lowWaterMark: Math.min(settings.lowWaterMark ?? DEFAULT_SETTINGS.lowWaterMark, highWaterMark),
+    maxBufferedAmount: settings.maxBufferedAmount ?? DEFAULT_SETTINGS.maxBufferedAmount,
+    dropSlow: settings.slowConsumer === 'drop',
+    maxQueuedMessages: Math.max(1, settings.maxQueuedMessages ?? DEFAULT_SETTINGS.maxQueuedMessages),
+    rate: limit ? limit.perSecond / 1000 : 0,
+    burst: limit ? Math.max(1, limit.burst ?? limit.perSecond) : 0,
+    dropOverRate: limit?.onExceed === 'drop',
+  };
+  resolvedSettings.set(settings, resolved);
+  return resolved;
+}
