@@ -6,7 +6,7 @@
 // The engine itself is `duplex-ws/protocol`; what a user of the Node API meets is here too: the
 // close codes and opcodes, the connection states, and the errors that sends and handshakes throw.
 export { CloseCode, Opcode, State, isValidCloseCode, type Side } from './protocol/constants.js';
-export { ProtocolError, InvalidStateError, HandshakeError, type ProtocolErrorCode } from './protocol/errors.js';
+export { DuplexError, ProtocolError, InvalidStateError, HandshakeError, type ProtocolErrorCode } from './protocol/errors.js';
 export { WebSocket, type WebSocketOptions, type SendOptions } from './node/websocket.js';
 export {
   WebSocketHandler,
@@ -18,6 +18,7 @@ export {
   type MessageData,
 } from './node/handlers.js';
 export { DEFAULT_SETTINGS, type ConnectionSettings, type MessageRateLimit } from './node/settings.js';
+export { DEFAULTS } from './protocol/defaults.js';
 export { createTrafficCounters, type TrafficCounters } from './node/counters.js';
 export { PreparedMessage, prepareMessage } from './node/prepared-message.js';
 export { batch, corkLoopPass } from './node/write-batch.js';

@@ -26,17 +26,25 @@ import type { Json, PresenceMember } from '../hub/broker.js';
 import type { ConnectResult, PublishResult, StreamPosition, SubscribeResult } from '../hub/wire.js';
 import { HubClientCore, type ClientState, type CoreEvents, type GapInfo, type HubTransport, type MessageListener, type MessageMeta, type SubscribeOptions } from '../hub/client-core.js';
 import { HubClientError } from '../hub/client-errors.js';
+import { toError } from '../protocol/errors.js';
 import { HubCloseCode } from '../hub/client-reconnect.js';
+import { parseWebSocketUrl } from '../protocol/url.js';
 
 export type { Json, PresenceMember, ConnectResult, PublishResult, StreamPosition, SubscribeResult };
 export type { GapInfo, MessageListener, MessageMeta, SubscribeOptions, ClientState, HubTransport };
 
 /**
+ * The root of every duplex error: `instanceof DuplexError` holds for each error this client
+ * rejects with (a `HubClientError`), as for every other duplex error; the same class as
+ * `DuplexError` of `duplex-ws` and `duplex-ws/hub`.
+ */
+export { DuplexError } from '../protocol/errors.js';
+/**
  * The error of every refused or failed request: the server's `code` (E_FORBIDDEN…) or the
  * client's (E_TIMEOUT, E_CONNECTION_LOST, E_QUEUE_FULL, E_CLOSED). The same class as the Node
- * client's `HubClientError` (`duplex-ws/hub`), under the name this module always gave it.
+ * client's `HubClientError` (`duplex-ws/hub`); a `DuplexError`.
  */
-export { HubClientError as DuplexError };
+export { HubClientError };
 
 /** Where a client is. */
 export type DuplexState = ClientState<'open'>;
@@ -132,9 +140,10 @@ const OPEN = 1;
 /** Resolve `url` against the page (`/ws` → `ws://host/ws`, `https:` pages → `wss:`). */
 function absoluteUrl(url: string, params: Record<string, string> | undefined): string {
   const base = typeof location === 'undefined' ? 'http://localhost/' : location.href;
-  const resolved = new URL(url, base);
-  if (resolved.protocol === 'http:') resolved.protocol = 'ws:';
-  else if (resolved.protocol === 'https:') resolved.protocol = 'wss:';
+  const target = parseWebSocketUrl(url, { base, mapHttp: true });
+  // As before, a URL that is no ws:/wss: one is handed to the WebSocket constructor as it is,
+  // which throws the browser's own SyntaxError for it.
+  const resolved = 'problem' in target ? new URL(url, base) : target.url;
   for (const [key, value] of Object.entries(params ?? {})) resolved.searchParams.set(key, value);
   return resolved.href;
 }
@@ -230,7 +239,7 @@ export class DuplexClient extends HubClientCore<'open', DuplexEvents> {
       socket = new this.WS(this.url);
     } catch (error) {
       // A `SyntaxError` (a bad URL) stops the client; anything else is retried.
-      const err = error instanceof Error ? error : new Error(String(error));
+      const err = toError(error);
       this.reportError(err);
       this.attemptFailed(err);
       return;

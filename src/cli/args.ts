@@ -5,6 +5,7 @@
  * cycle.
  */
 import { parseArgs } from 'node:util';
+import { DuplexError } from '../protocol/errors.js';
 
 /**
  * One flag of one command. The parser's option spec, the usage text and the command's default
@@ -39,7 +40,13 @@ export interface Flag {
 export type Flags = Readonly<Record<string, Flag>>;
 
 /** A command-line mistake: reported with the usage text and exit code 2. */
-export class UsageError extends Error {}
+export class UsageError extends DuplexError {
+  override readonly name = 'UsageError';
+  declare readonly code: 'ERR_DUPLEX_USAGE';
+  constructor(message: string, options?: ErrorOptions) {
+    super('ERR_DUPLEX_USAGE', message, options);
+  }
+}
 
 /** Parsed flags and positionals of one command. */
 export interface Parsed {

@@ -7,11 +7,17 @@
 import { readFileSync } from 'node:fs';
 import { createPublicKey } from 'node:crypto';
 import { resolve } from 'node:path';
+import { DEFAULTS } from '../protocol/defaults.js';
 import { SERVE_FLAGS } from './flags.js';
+import { DuplexError } from '../protocol/errors.js';
 
 /** A configuration value that cannot be used. The CLI prints it and exits with 2. */
-export class ConfigError extends Error {
+export class ConfigError extends DuplexError {
   override readonly name = 'ConfigError';
+  declare readonly code: 'ERR_DUPLEX_CONFIG';
+  constructor(message: string, options?: ErrorOptions) {
+    super('ERR_DUPLEX_CONFIG', message, options);
+  }
 }
 
 /** The validated configuration of a `duplex serve` process. */
@@ -62,24 +68,27 @@ export interface ServeConfig {
   apps: boolean;
 }
 
-/** The defaults: a demo server on loopback, anonymous, in-memory broker. */
+/**
+ * The defaults: a demo server on loopback, anonymous, in-memory broker. Read from `DEFAULTS`:
+ * `DEFAULTS.serve` where serve differs from the library, the library's own entries elsewhere.
+ */
 export function defaultConfig(): ServeConfig {
   return {
-    port: 8080,
-    host: '127.0.0.1',
+    port: DEFAULTS.serve.port,
+    host: DEFAULTS.serve.host,
     tls: undefined,
     allowedOrigins: undefined,
     auth: { secret: undefined, publicKey: undefined, anonymous: false, issuer: undefined, audience: undefined },
     limits: {
-      maxMessageSize: 1024 * 1024,
-      maxHubMessageSize: 64 * 1024,
+      maxMessageSize: DEFAULTS.serve.maxMessageSize,
+      maxHubMessageSize: DEFAULTS.hub.maxMessageSize,
       maxConnections: undefined,
-      maxSubscriptions: 1000,
-      maxBufferedAmount: 4 * 1024 * 1024,
+      maxSubscriptions: DEFAULTS.hub.maxSubscriptions,
+      maxBufferedAmount: DEFAULTS.connection.maxBufferedAmount,
       slowConsumer: 'close',
-      idleTimeout: 0,
+      idleTimeout: DEFAULTS.connection.idleTimeout,
     },
-    history: { size: 100, ttl: 5 * 60_000, ephemeralPrefixes: ['typing:'] },
+    history: { size: DEFAULTS.hub.history.size, ttl: DEFAULTS.hub.history.ttl, ephemeralPrefixes: [...DEFAULTS.serve.ephemeralPrefixes] },
     broker: 'memory',
     logLevel: 'info',
     jsonLogs: false,

@@ -35,7 +35,7 @@ const { pino } = requirePeer<typeof import('pino')>('pino', 'duplex serve');
 const DIST_SRC = fileURLToPath(new URL('../', import.meta.url));
 const APPS = fileURLToPath(new URL('../../../apps/', import.meta.url));
 /** The compiled modules a browser may load from `/duplex/` (the client and its imports). */
-const CLIENT_FILES = new Set(['browser/client.js', 'hub/client-core.js', 'hub/client-errors.js', 'hub/client-reconnect.js', 'hub/wire.js', 'protocol/constants.js']);
+const CLIENT_FILES = new Set(['browser/client.js', 'hub/client-core.js', 'hub/client-errors.js', 'hub/client-reconnect.js', 'hub/wire.js', 'protocol/constants.js', 'protocol/defaults.js', 'protocol/errors.js', 'protocol/url.js']);
 /** `/duplex/client.js`: a stable URL for pages; it re-exports the compiled client next to it. */
 const CLIENT_ENTRY = "// duplex browser client: see /duplex/browser/client.js\nexport * from './browser/client.js';\n";
 /** The dashboard demo's feed. */
@@ -240,7 +240,7 @@ export async function startServe(config: ServeConfig, logger: Logger): Promise<S
     ...(config.limits.idleTimeout > 0 ? { idleTimeout: config.limits.idleTimeout } : {}),
     ...(config.allowedOrigins !== undefined ? { origins: config.allowedOrigins } : {}),
   });
-  server.route('/ws', { handlers: hub.handlers, upgrade: hub.authenticate });
+  server.route('/ws', hub.routeOptions);
 
   const metrics = createMetrics({
     server: () => server.stats(),

@@ -12,6 +12,7 @@ import { assertPeersInstalled, importPeer } from '../node/peer.js';
 import { HandshakeError } from '../protocol/errors.js';
 import type { Json } from './broker.js';
 import { errorMessage } from './errors.js';
+import { DuplexError } from '../protocol/errors.js';
 
 /** Who a hub connection is: its user id (absent for anonymous connections) and what others see of it. */
 export interface HubIdentity {
@@ -40,13 +41,21 @@ export interface JwtOptions {
 }
 
 /** A token was refused. `status` is the HTTP status for a handshake (401). */
-export class AuthError extends Error {
+export class AuthError extends DuplexError {
   /** Always `'AuthError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'AuthError';
   /** The hub error code a `connect` with this token is answered with. */
-  readonly code = 'E_UNAUTHORIZED';
+  declare readonly code: 'E_UNAUTHORIZED';
   /** The HTTP status a handshake with this token is refused with (RFC 6750 §3.1: invalid_token). */
   readonly status = 401;
+  /**
+   * Throw one from a `TokenVerifier` to refuse a token.
+   * @param message Why the token was refused, for people and logs.
+   * @param options `cause`: the error behind this one, if any.
+   */
+  constructor(message = '', options?: ErrorOptions) {
+    super('E_UNAUTHORIZED', message, options);
+  }
 }
 
 /** Turns a token into an identity, or throws `AuthError`. */

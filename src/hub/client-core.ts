@@ -16,6 +16,7 @@
  */
 import type { Json, PresenceMember } from './broker.js';
 import { HubClientError } from './client-errors.js';
+import { toError } from '../protocol/errors.js';
 import { HUB_CLIENT_DEFAULTS, Reconnector, type ConnectionEnd, type GiveUpReason, type ReconnectSettings } from './client-reconnect.js';
 import type { ClientState, CoreEvents, HubTransport, MessageListener, MessageMeta, SubscribeOptions } from './client-types.js';
 import { parseServerMessage, readPresenceResult, readSubscribeResult, type ConnectResult, type PublishResult, type StreamPosition, type SubscribeResult } from './wire.js';
@@ -66,8 +67,6 @@ interface Sub {
 type AnyListener = (...args: never[]) => void;
 /** Each event's listener arguments, as a tuple. */
 type EventMap<Events> = { [K in keyof Events]: unknown[] };
-
-const toError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
 
 /** The protocol logic and reconnection loop of a hub client; subclasses bring the connection. */
 export abstract class HubClientCore<Open extends string, Events extends CoreEvents<ClientState<Open>> & EventMap<Events>> {

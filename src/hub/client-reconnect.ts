@@ -3,44 +3,16 @@
  * the Node `HubClient` and the browser `DuplexClient` (`docs/protocol.md`, "Close codes" and
  * "Client defaults").
  *
- * Web-standard APIs only (timers, `queueMicrotask`, `Math.random`) and `protocol/constants.ts`
- * (no imports), so browsers load it as a plain ES module and bundlers find nothing of Node in it.
+ * Web-standard APIs only (timers, `queueMicrotask`, `Math.random`), `protocol/constants.ts` and
+ * `protocol/defaults.ts` (Node-free), so browsers load it as a plain ES module and bundlers find
+ * nothing of Node in it.
  */
 import { CloseCode } from '../protocol/constants.js';
+import { DEFAULTS } from '../protocol/defaults.js';
+import { SLOW_CONSUMER_CLOSE_CODE } from './wire.js';
 
-/**
- * The defaults of both hub clients, each with its unit and its reason.
- *
- * The backoff is "full jitter" (a uniformly random delay between 0 and a ceiling that doubles per
- * attempt), which spreads a crowd of clients reconnecting after a server restart better than a
- * fixed or proportional jitter. The figures are those of the engine's `ReconnectingWebSocket`
- * (`RECONNECT_DEFAULTS`, reasons in `docs/clients.md`), so every client of the package backs off
- * alike: a hub server restarted under thousands of browser pages is the crowd they are chosen for.
- */
-export const HUB_CLIENT_DEFAULTS = {
-  /** 10 s: a request without an answer for this long fails with E_TIMEOUT. */
-  requestTimeout: 10_000,
-  /**
-   * 256 requests kept while disconnected; one more fails at once with E_QUEUE_FULL. The queue is
-   * sent in one burst after the reconnection, and a hub answers E_BUSY beyond its
-   * `maxPendingRequests` (256 by default) waiting requests of one connection: a longer queue
-   * would only turn E_QUEUE_FULL now into E_BUSY later (the resubscriptions, sent just before
-   * the queue, count against the same limit).
-   */
-  maxQueuedRequests: 256,
-  /** 1 s: the ceiling of the first retry's delay (as Socket.IO's `reconnectionDelay`). */
-  minDelay: 1000,
-  /** 30 s: the largest ceiling, reached at the 6th attempt in a row. */
-  maxDelay: 30_000,
-  /** The ceiling doubles per attempt. */
-  factor: 2,
-  /** Full jitter: a uniformly random delay up to the ceiling. */
-  jitter: true,
-  /** Never give up (a page or a service wants its feed back whenever the server is). */
-  maxAttempts: Infinity,
-  /** 5 s: a connection that stayed open this long starts the backoff again from `minDelay`. */
-  resetAfter: 5000,
-} as const;
+/** The defaults of both hub clients: `DEFAULTS.hubClient`, where each one's unit and reason are. */
+export const HUB_CLIENT_DEFAULTS = DEFAULTS.hubClient;
 
 /** The close codes the hub uses and what a client does after each (`docs/protocol.md`). */
 export const HubCloseCode = {
@@ -53,7 +25,7 @@ export const HubCloseCode = {
   /** 1008: refused by policy (authentication failed or missing, too many invalid messages, rate limit): stop. */
   PolicyViolation: CloseCode.PolicyViolation,
   /** 4008: a slow consumer (it did not read fast enough and was cut off): reconnect and recover. */
-  SlowConsumer: 4008,
+  SlowConsumer: SLOW_CONSUMER_CLOSE_CODE,
 } as const;
 
 /** Close codes after which a hub client stops: the server refused what it is or what it sent. */

@@ -18,6 +18,7 @@ import { silentLogger, type Logger } from '../node/logger.js';
 import { defaultShouldReconnect, retryAfter, type ReconnectingOptions } from '../node/reconnecting.js';
 import type { WebSocket } from '../node/websocket.js';
 import { HubClientError } from './client-errors.js';
+import { toError } from '../protocol/errors.js';
 import { HubClientCore, type ClientState, type CoreEvents, type GapInfo, type MessageListener, type MessageMeta } from './client-core.js';
 import { reconnectsAfterClose } from './client-reconnect.js';
 
@@ -159,7 +160,7 @@ export class HubClient extends HubClientCore<'connected', HubClientEvents> {
       maxQueuedMessages: _messages, maxQueuedBytes: _bytes, queueOverflow: _overflow, ...base
     } = this.options.reconnect ?? {};
     const failed = (error: unknown): void => {
-      const err = error instanceof Error ? error : new Error(String(error));
+      const err = toError(error);
       this.logger.debug({ attempt, err: err.message }, 'connection attempt failed');
       if (!this.isClosed()) this.reportError(err);
       this.attemptFailed(err);

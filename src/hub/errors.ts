@@ -4,9 +4,10 @@
  * caught error for log lines.
  */
 import type { HubErrorCode } from './wire.js';
+import { DuplexError, toError } from '../protocol/errors.js';
 
 /** A refused operation of the server-side API. */
-export class HubError extends Error {
+export class HubError extends DuplexError {
   /** Always `'HubError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'HubError';
   /**
@@ -15,10 +16,10 @@ export class HubError extends Error {
    */
   constructor(
     /** The same code a client would get for the same refusal (e.g. E_BAD_REQUEST, E_FORBIDDEN, E_UNAVAILABLE). */
-    readonly code: HubErrorCode,
+    override readonly code: HubErrorCode,
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 
@@ -30,5 +31,5 @@ export interface Refusal {
 
 /** The text of a caught error, for a log line. */
 export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return toError(error).message;
 }

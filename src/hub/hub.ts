@@ -17,6 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CloseCode } from '../protocol/constants.js';
+import { DEFAULTS } from '../protocol/defaults.js';
 import type { MessageData, WebSocketHandlers } from '../node/handlers.js';
 import { silentLogger, type Logger } from '../node/logger.js';
 import type { WebSocket } from '../node/websocket.js';
@@ -28,13 +29,13 @@ import { HubError, errorMessage } from './errors.js';
 import { push } from './fanout.js';
 import { Session, type SessionHost } from './session.js';
 import { BrokerCalls, Subscriptions, type HubCounters } from './subscriptions.js';
-import { RESERVED_PREFIX, encodePush, topicProblem } from './wire.js';
+import { RESERVED_PREFIX, SLOW_CONSUMER_CLOSE_CODE, encodePush, topicProblem } from './wire.js';
 
 export { HubError } from './errors.js';
 export type { HubAuthOptions, HubSocketData } from './auth.js';
 
-/** Default history retention: the last 100 publications, at most 5 minutes old. */
-export const DEFAULT_HISTORY: HistoryOptions = { size: 100, ttl: 5 * 60_000 };
+/** Default history retention: the last 100 publications, at most 5 minutes old (`DEFAULTS.hub.history`). */
+export const DEFAULT_HISTORY: HistoryOptions = { size: DEFAULTS.hub.history.size, ttl: DEFAULTS.hub.history.ttl };
 
 /** Reserved topics: every node's broadcast topic, a user's topic, a node's own topic. */
 const ALL_TOPIC = '$all';
@@ -127,13 +128,13 @@ export interface HubStats {
 }
 
 /**
- * A hub node. Mount `hub.handlers` on a `WebSocketServer` route (with `hub.authenticate` as
- * its upgrade hook for handshake tokens):
+ * A hub node. Mount it on a `WebSocketServer` route with `hub.routeOptions` (its handlers, its
+ * upgrade hook for handshake tokens, and the close code its clients expect for a slow consumer):
  *
  * ```ts
  * const hub = new Hub({ auth: { jwt: { secret } } });
  * await hub.start();
- * const server = new WebSocketServer({ handlers: hub.handlers, upgrade: hub.authenticate });
+ * const server = new WebSocketServer(hub.routeOptions);
  * await server.listen(8080);
  * await hub.publish('news', { headline: 'duplex 1.0' });
  * ```
@@ -145,6 +146,20 @@ export class Hub<User extends HubIdentity = HubIdentity> {
   readonly broker: Broker;
   /** The callbacks to mount on a WebSocketServer route. */
   readonly handlers: WebSocketHandlers<HubSocketData<User>>;
+  /**
+   * What a hub route is mounted with: `server.route('/ws', hub.routeOptions)`, or spread with
+   * settings of your own (`{ ...hub.routeOptions, maxMessageSize }`). Besides `handlers` and the
+   * `authenticate` upgrade hook, it closes a slow subscriber with 4008 rather than 1008, so the
+   * hub's clients reconnect and catch up from history instead of stopping (`docs/protocol.md`).
+   */
+  readonly routeOptions: {
+    /** `hub.handlers`. */
+    readonly handlers: WebSocketHandlers<HubSocketData<User>>;
+    /** `hub.authenticate`, the route's upgrade hook. */
+    readonly upgrade: Hub<User>['authenticate'];
+    /** 4008: a slow subscriber is told to come back (its clients reconnect and recover). */
+    readonly slowConsumerCloseCode: number;
+  };
 
   private readonly options: HubOptions<User>;
   private readonly logger: Logger;
@@ -184,7 +199,7 @@ export class Hub<User extends HubIdentity = HubIdentity> {
     this.broker = options.broker ?? new MemoryBroker();
     this.logger = options.logger ?? silentLogger;
     this.anonymous = options.anonymous ?? false;
-    this.connectTimeout = options.connectTimeout ?? 10_000;
+    this.connectTimeout = options.connectTimeout ?? DEFAULTS.hub.connectTimeout;
     this.auth = new HubAuth<User>(options, this.logger);
     this.brokerCalls = new BrokerCalls(this.broker);
     const isClosed = (): boolean => this.state === 'closed';
@@ -205,10 +220,10 @@ export class Hub<User extends HubIdentity = HubIdentity> {
       subscriptions: this.subscriptions,
       counters: this.counters,
       limits: {
-        maxMessageSize: options.maxMessageSize ?? 64 * 1024,
-        maxSubscriptions: options.maxSubscriptions ?? 1000,
-        maxPending: options.maxPendingRequests ?? 256,
-        maxInvalid: options.maxInvalidMessages ?? 100,
+        maxMessageSize: options.maxMessageSize ?? DEFAULTS.hub.maxMessageSize,
+        maxSubscriptions: options.maxSubscriptions ?? DEFAULTS.hub.maxSubscriptions,
+        maxPending: options.maxPendingRequests ?? DEFAULTS.hub.maxPendingRequests,
+        maxInvalid: options.maxInvalidMessages ?? DEFAULTS.hub.maxInvalidMessages,
       },
       options,
       isClosed,
@@ -221,6 +236,7 @@ export class Hub<User extends HubIdentity = HubIdentity> {
       message: (ws, data, isBinary) => this.onMessage(ws as WebSocket<unknown>, data, isBinary),
       close: (ws) => this.onClose(ws as WebSocket<unknown>),
     };
+    this.routeOptions = { handlers: this.handlers, upgrade: this.authenticate, slowConsumerCloseCode: SLOW_CONSUMER_CLOSE_CODE };
   }
 
   // ---- life cycle ------------------------------------------------------------------------------
@@ -281,7 +297,7 @@ export class Hub<User extends HubIdentity = HubIdentity> {
    * `requireHandshakeToken`.
    *
    * ```ts
-   * server.route('/hub', { handlers: hub.handlers, upgrade: hub.authenticate });
+   * server.route('/hub', { handlers: hub.handlers, upgrade: hub.authenticate }); // or: hub.routeOptions
    * ```
    */
   readonly authenticate = async (ctx: { readonly headers: { readonly authorization?: string | undefined }; readonly query: URLSearchParams }): Promise<HubSocketData<User>> =>

@@ -28,6 +28,7 @@ export {
 } from './hub.js';
 export { AuthError, createJwtVerifier, tokenFromRequest, type HubIdentity, type JwtOptions, type TokenVerifier } from './auth.js';
 export { HubClientError } from './client-errors.js';
+export { DuplexError } from '../protocol/errors.js';
 export {
   HubClient,
   type HubClientOptions,

@@ -24,6 +24,12 @@ export const WIRE_LIMITS = {
   maxEpochLength: 64,
 } as const;
 
+/**
+ * The close code of a hub connection cut off for reading too slowly (an application code,
+ * RFC 6455 §7.4.2): clients reconnect and recover, where 1008 tells them to stop.
+ */
+export const SLOW_CONSUMER_CLOSE_CODE = 4008;
+
 /** Prefix of the topics the hub reserves for itself (`$all`, `$user:<id>`, `$node:<id>`); clients may not use it. */
 export const RESERVED_PREFIX = '$';
 

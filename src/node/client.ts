@@ -7,10 +7,12 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
-import { HandshakeError } from '../protocol/errors.js';
+import { DEFAULTS } from '../protocol/defaults.js';
+import { HandshakeError, toError } from '../protocol/errors.js';
 import type { MessageCodec } from '../protocol/extension.js';
 import { clientRequestHeaders, generateKey, validateResponse } from '../protocol/handshake.js';
 import { formatExtensions } from '../protocol/headers.js';
+import { parseWebSocketUrl } from '../protocol/url.js';
 import {
   EXTENSION_NAME as PERMESSAGE_DEFLATE,
   acceptServerResponse,
@@ -47,32 +49,26 @@ export interface ConnectOptions<Data = undefined> extends ConnectionSettings {
   logger?: Logger;
 }
 
-const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+const DEFAULT_HANDSHAKE_TIMEOUT = DEFAULTS.client.handshakeTimeout;
 /** A refused handshake's body is read up to this size, for the error message. */
 const MAX_ERROR_BODY = 4096;
 
 /** Open a WebSocket connection to `url` (`ws://` or `wss://`). */
 export function connect<Data = undefined>(url: string | URL, options: ConnectOptions<Data> = {}): Promise<WebSocket<Data>> {
   return new Promise((resolve, reject) => {
-    let target: URL;
-    try {
-      target = new URL(url);
-    } catch {
-      reject(new TypeError(`Invalid URL: ${String(url)}`));
+    const target = parseWebSocketUrl(url);
+    if ('problem' in target) {
+      reject(new TypeError(target.problem === 'scheme' ? `Unsupported URL scheme ${target.scheme} (use ws: or wss:)` : `Invalid URL: ${String(url)}`));
       return;
     }
-    if (target.protocol !== 'ws:' && target.protocol !== 'wss:') {
-      reject(new TypeError(`Unsupported URL scheme ${target.protocol} (use ws: or wss:)`));
-      return;
-    }
-    const secure = target.protocol === 'wss:';
+    const { secure } = target;
     const deflate: PerMessageDeflateOptions | undefined =
       options.perMessageDeflate === false ? undefined : options.perMessageDeflate === true || options.perMessageDeflate === undefined ? {} : options.perMessageDeflate;
     const key = generateKey();
     const protocols = options.protocols ?? [];
     const headers = clientRequestHeaders({
       host: target.host,
-      path: target.pathname + target.search,
+      path: target.path,
       key,
       protocols,
       extensions: deflate ? formatExtensions([buildClientOffer(deflate)]) : undefined,
@@ -81,9 +77,9 @@ export function connect<Data = undefined>(url: string | URL, options: ConnectOpt
     });
     const makeRequest = secure ? httpsRequest : httpRequest;
     const req = makeRequest({
-      host: target.hostname.replace(/^\[|\]$/g, ''),
-      port: target.port || (secure ? 443 : 80),
-      path: target.pathname + target.search,
+      host: target.hostname,
+      port: target.port,
+      path: target.path,
       method: 'GET',
       headers,
       agent: false,
@@ -146,7 +142,7 @@ export function connect<Data = undefined>(url: string | URL, options: ConnectOpt
         }
       } catch (error) {
         socket.destroy();
-        fail(error instanceof Error ? error : new Error(String(error)));
+        fail(toError(error));
         return;
       }
       settled = true;

@@ -4,6 +4,7 @@
  * of it (`WebSocketHandler`, `fromClass`), and the containment of a handler that fails — it
  * must cost its own connection (1011), never the process or the other connections.
  */
+import { toError } from '../protocol/errors.js';
 import type { Logger } from './logger.js';
 import type { SendOptions, WebSocket } from './websocket.js';
 
@@ -69,7 +70,7 @@ export function invokeHandler<Data, A, B>(ws: WebSocket<Data>, name: HandlerName
  * one that failed; an `error` callback that fails is not called again).
  */
 export function reportHandlerFailure<Data>(ws: WebSocket<Data>, handlers: WebSocketHandlers<Data>, logger: Logger, name: HandlerName, error: unknown): void {
-  const err = error instanceof Error ? error : new Error(String(error));
+  const err = toError(error);
   logger.error({ conn: ws.id, handler: name, err: err.message }, 'handler failed');
   if (name !== 'error' && handlers.error) {
     try {

@@ -4,12 +4,13 @@
  * user learns which package to install instead of reading a module-resolution trace.
  */
 import { createRequire } from 'node:module';
+import { DuplexError } from '../protocol/errors.js';
 
 /** An optional peer dependency that a feature needs is not installed. */
-export class MissingPeerDependencyError extends Error {
+export class MissingPeerDependencyError extends DuplexError {
   override readonly name = 'MissingPeerDependencyError';
   /** Stable code, as Node's own `ERR_*` codes. */
-  readonly code = 'ERR_DUPLEX_MISSING_PEER';
+  declare readonly code: 'ERR_DUPLEX_MISSING_PEER';
   /** The npm packages to install. */
   readonly packageNames: readonly string[];
   constructor(
@@ -21,7 +22,7 @@ export class MissingPeerDependencyError extends Error {
     const names = typeof packageNames === 'string' ? [packageNames] : [...packageNames];
     const quoted = names.map((name) => `"${name}"`).join(', ');
     const what = names.length === 1 ? `the npm package ${quoted}, which is` : `the npm packages ${quoted}, which are`;
-    super(`${feature} needs ${what} not installed: npm install ${names.join(' ')}`, options);
+    super('ERR_DUPLEX_MISSING_PEER', `${feature} needs ${what} not installed: npm install ${names.join(' ')}`, options);
     this.packageNames = names;
   }
 }

@@ -7,38 +7,38 @@
  * are no acknowledgements at this layer). What is queued while disconnected is sent exactly once.
  */
 import { CloseCode, State, isValidCloseCode } from '../protocol/constants.js';
-import { HandshakeError, InvalidStateError } from '../protocol/errors.js';
+import { DEFAULTS } from '../protocol/defaults.js';
+import { HandshakeError, InvalidStateError, toError } from '../protocol/errors.js';
 import { connect, type ConnectOptions } from './client.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { MessageData, WebSocketHandlers } from './handlers.js';
 import type { SendOptions, WebSocket } from './websocket.js';
 
+const R = DEFAULTS.reconnect;
+
 /**
- * Defaults. The backoff follows the "full jitter" scheme (a uniformly random delay between 0 and
- * an exponentially growing ceiling), which spreads a crowd of clients reconnecting after a
- * server restart better than fixed or proportional jitter. The first retry waits 0–1 s (as
- * Socket.IO's `reconnectionDelay`); the ceiling is 30 s: between Socket.IO's 5 s (aggressive
- * for thousands of clients) and python-websockets' 90 s (long for a user watching a screen).
+ * Defaults: a view of `DEFAULTS.reconnect`, where each one's unit and reason are (the backoff is
+ * "full jitter": a uniformly random delay between 0 and an exponentially growing ceiling).
  */
 export const RECONNECT_DEFAULTS = {
   /** 1 s: the ceiling of the first retry's delay. */
-  minDelay: 1000,
+  minDelay: R.minDelay,
   /** 30 s: the largest ceiling, reached at the 6th attempt in a row. */
-  maxDelay: 30_000,
+  maxDelay: R.maxDelay,
   /** The ceiling doubles per attempt. */
-  factor: 2,
+  factor: R.factor,
   /** Full jitter: a uniformly random delay up to the ceiling. */
-  jitter: true,
+  jitter: R.jitter,
   /** Never give up. */
-  maxAttempts: Infinity,
+  maxAttempts: R.maxAttempts,
   /** A connection must stay open this long before the backoff starts again from `minDelay`. */
-  resetAfter: 5000,
+  resetAfter: R.resetAfter,
   /** Messages queued while disconnected, at most. */
-  maxQueuedMessages: 1000,
+  maxQueuedMessages: R.maxQueuedMessages,
   /** Bytes queued while disconnected, at most (1 MiB). */
-  maxQueuedBytes: 1024 * 1024,
+  maxQueuedBytes: R.maxQueuedBytes,
   /** A full queue refuses the new message (`send()` returns `'rejected'`). */
-  queueOverflow: 'reject',
+  queueOverflow: R.queueOverflow,
 } as const;
 
 /** Why a connection ended or an attempt failed. */
@@ -214,10 +214,6 @@ const MAX_RETRY_AFTER = 3_600_000;
 
 /** Where a `ReconnectingWebSocket` is in its life. */
 export type ReconnectingState = 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
-
-function toError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
 
 /**
  * A WebSocket client that reconnects. Connecting starts right after construction (in a

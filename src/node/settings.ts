@@ -2,6 +2,8 @@
  * The per-connection tunables: what a server (per route) or `connect()` may set, their defaults,
  * and the resolved form a connection reads them in.
  */
+import { DEFAULTS } from '../protocol/defaults.js';
+import { CloseCode } from '../protocol/constants.js';
 
 /**
  * Per-connection tunables. A server takes them at the server level and a route may override
@@ -32,6 +34,12 @@ export interface ConnectionSettings {
   /** Over the ceiling: close with 1008 (`'close'`, the default) or drop the message (`'drop'`). */
   slowConsumer?: 'close' | 'drop';
   /**
+   * The close code of a slow-consumer close (default 1008, Policy Violation, as for any policy).
+   * An application whose clients should come back and catch up gives one of its own (4000–4999,
+   * RFC 6455 §7.4.2), so that no client reads the reason text: the hub uses 4008.
+   */
+  slowConsumerCloseCode?: number;
+  /**
    * Async iteration only: stop reading from the socket while this many messages wait to be
    * consumed (default 16), so a fast sender cannot grow memory without bound.
    */
@@ -55,24 +63,26 @@ export interface MessageRateLimit {
   onExceed?: 'close' | 'drop';
 }
 
-/** Defaults of `ConnectionSettings` (documented there). */
+const C = DEFAULTS.connection;
+
+/** Defaults of `ConnectionSettings` (documented there): a view of `DEFAULTS.connection`, where each one's unit and reason are. */
 export const DEFAULT_SETTINGS = {
   /** 10 s for the peer's side of the closing handshake. */
-  closeTimeout: 10_000,
-  /** A ping after 25 s without traffic (as Socket.IO): well inside the 60 s idle timeout of nginx and AWS ALB. */
-  pingInterval: 25_000,
+  closeTimeout: C.closeTimeout,
+  /** A ping after 25 s without traffic. */
+  pingInterval: C.pingInterval,
   /** 20 s for the pong (or any data) before the connection is deemed dead. */
-  pingTimeout: 20_000,
+  pingTimeout: C.pingTimeout,
   /** No idle timeout. */
-  idleTimeout: 0,
+  idleTimeout: C.idleTimeout,
   /** `send()` returns false from 64 KiB buffered. */
-  highWaterMark: 64 * 1024,
+  highWaterMark: C.highWaterMark,
   /** `drain` at 16 KiB buffered. */
-  lowWaterMark: 16 * 1024,
+  lowWaterMark: C.lowWaterMark,
   /** The slow-consumer policy applies from 4 MiB buffered. */
-  maxBufferedAmount: 4 * 1024 * 1024,
+  maxBufferedAmount: C.maxBufferedAmount,
   /** Async iteration pauses the socket with 16 unread messages. */
-  maxQueuedMessages: 16,
+  maxQueuedMessages: C.maxQueuedMessages,
 } as const;
 
 /** @internal `ConnectionSettings` with every default applied. */
@@ -87,6 +97,7 @@ export interface ResolvedSettings {
   readonly lowWaterMark: number;
   readonly maxBufferedAmount: number;
   readonly dropSlow: boolean;
+  readonly slowConsumerCloseCode: number;
   readonly maxQueuedMessages: number;
   /** Token bucket of `messageRate`, in messages per ms (0: no limit). */
   readonly rate: number;
@@ -97,9 +108,18 @@ export interface ResolvedSettings {
 /** Resolved settings by settings object: a route's connections share one (no per-connection copies). */
 const resolvedSettings = new WeakMap<ConnectionSettings, ResolvedSettings>();
 
+/** A close code a server may send for a slow consumer: 1008, or an application code (RFC 6455 §7.4.2). */
+function slowConsumerCloseCode(code: number | undefined): number {
+  if (code === undefined) return CloseCode.PolicyViolation;
+  if (code !== CloseCode.PolicyViolation && !(Number.isInteger(code) && code >= 3000 && code <= 4999)) {
+    throw new RangeError(`slowConsumerCloseCode must be 1008 or 3000–4999, got ${code}`);
+  }
+  return code;
+}
+
 /**
  * @internal The settings with defaults applied, computed once per settings object.
- * @throws RangeError when `messageRate.perSecond` is not > 0.
+ * @throws RangeError when `messageRate.perSecond` is not > 0, or `slowConsumerCloseCode` is not 1008 or 3000–4999.
  */
 export function resolveSettings(settings: ConnectionSettings): ResolvedSettings {
   let resolved = resolvedSettings.get(settings);
@@ -118,6 +138,7 @@ export function resolveSettings(settings: ConnectionSettings): ResolvedSettings 
     lowWaterMark: Math.min(settings.lowWaterMark ?? DEFAULT_SETTINGS.lowWaterMark, highWaterMark),
     maxBufferedAmount: settings.maxBufferedAmount ?? DEFAULT_SETTINGS.maxBufferedAmount,
     dropSlow: settings.slowConsumer === 'drop',
+    slowConsumerCloseCode: slowConsumerCloseCode(settings.slowConsumerCloseCode),
     maxQueuedMessages: Math.max(1, settings.maxQueuedMessages ?? DEFAULT_SETTINGS.maxQueuedMessages),
     rate: limit ? limit.perSecond / 1000 : 0,
     burst: limit ? Math.max(1, limit.burst ?? limit.perSecond) : 0,

@@ -326,8 +326,8 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     // so pongs count against the same ceiling as sends (slow-consumer close, 1008).
     if (this.transport.writableLength >= this.cfg.maxBufferedAmount && !this.connection.closing) {
       if (this.counters) this.counters.dropped++;
-      this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.transport.writableLength }, 'slow consumer (pongs not read): closing with 1008');
-      this.connection.fail(CloseCode.PolicyViolation, 'slow consumer');
+      this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.transport.writableLength }, `slow consumer (pongs not read): closing with ${this.cfg.slowConsumerCloseCode}`);
+      this.connection.fail(this.cfg.slowConsumerCloseCode, 'slow consumer');
       this.armCloseTimer();
       return;
     }
@@ -444,8 +444,8 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     if (this.transport.writableLength < this.cfg.maxBufferedAmount) return true;
     if (this.counters) this.counters.dropped++;
     if (this.cfg.dropSlow) return false;
-    this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.transport.writableLength }, 'slow consumer: closing with 1008');
-    this.connection.fail(CloseCode.PolicyViolation, 'slow consumer');
+    this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.transport.writableLength }, `slow consumer: closing with ${this.cfg.slowConsumerCloseCode}`);
+    this.connection.fail(this.cfg.slowConsumerCloseCode, 'slow consumer');
     this.flush();
     this.armCloseTimer();
     return false;

@@ -12,7 +12,9 @@
  * @module duplex-ws/whatwg
  */
 import { CloseCode } from '../protocol/constants.js';
+import { toError } from '../protocol/errors.js';
 import { isToken } from '../protocol/headers.js';
+import { parseWebSocketUrl } from '../protocol/url.js';
 import { connect, type ConnectOptions } from './client.js';
 import type { MessageData, WebSocketHandlers } from './handlers.js';
 import type { WebSocket } from './websocket.js';
@@ -147,18 +149,13 @@ export class WHATWGWebSocket extends EventTarget {
    */
   constructor(url: string | URL, protocols: string | readonly string[] = [], options: WHATWGWebSocketOptions = {}) {
     super();
-    let target: URL;
-    try {
-      target = new URL(url);
-    } catch {
-      throw new DOMException(`Invalid URL: ${String(url)}`, 'SyntaxError');
+    const parsed = parseWebSocketUrl(url, { mapHttp: true, refuseFragment: true });
+    if ('problem' in parsed) {
+      const message =
+        parsed.problem === 'scheme' ? `The URL's scheme must be ws: or wss: (got ${parsed.scheme})` : parsed.problem === 'fragment' ? 'The URL must not have a fragment' : `Invalid URL: ${String(url)}`;
+      throw new DOMException(message, 'SyntaxError');
     }
-    if (target.protocol === 'http:') target.protocol = 'ws:';
-    else if (target.protocol === 'https:') target.protocol = 'wss:';
-    if (target.protocol !== 'ws:' && target.protocol !== 'wss:') {
-      throw new DOMException(`The URL's scheme must be ws: or wss: (got ${target.protocol})`, 'SyntaxError');
-    }
-    if (target.hash || target.href.endsWith('#')) throw new DOMException('The URL must not have a fragment', 'SyntaxError');
+    const target = parsed.url;
     const list = typeof protocols === 'string' ? [protocols] : [...protocols];
     const seen = new Set<string>();
     for (const protocol of list) {
@@ -167,7 +164,7 @@ export class WHATWGWebSocket extends EventTarget {
     }
     this._url = target.href;
     connect<WHATWGWebSocket>(target, { ...options, protocols: list, data: this, handlers }).catch((error: unknown) => {
-      const err = error instanceof Error ? error : new Error(String(error));
+      const err = toError(error);
       this.failure ??= { error: err };
       this.task(() => this.finish(CloseCode.AbnormalClosure, ''));
     });

@@ -2,6 +2,7 @@
  * Names from RFC 6455 for opcodes, close codes and connection states.
  * Logic compares against these names, never against bare numbers.
  */
+import { DEFAULTS } from './defaults.js';
 
 /** Frame opcodes (RFC 6455 §5.2, §11.8). */
 export const Opcode = {
@@ -98,5 +99,5 @@ export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** Largest payload a control frame may carry (RFC 6455 §5.5). */
 export const MAX_CONTROL_PAYLOAD = 125;
 
-/** Default limit on a reassembled message, in bytes (the same as ws's `maxPayload`). */
-export const DEFAULT_MAX_MESSAGE_SIZE = 100 * 1024 * 1024;
+/** Default limit on a reassembled message, in bytes (the same as ws's `maxPayload`): `DEFAULTS.connection.maxMessageSize`. */
+export const DEFAULT_MAX_MESSAGE_SIZE = DEFAULTS.connection.maxMessageSize;

@@ -4,7 +4,7 @@
  * @module duplex-ws/protocol
  */
 export * from './constants.js';
-export * from './errors.js';
+export { DuplexError, ProtocolError, InvalidStateError, HandshakeError, protocolError, type ProtocolErrorCode } from './errors.js';
 export type { ExtensionOffer, MessageCodec } from './extension.js';
 export { Connection, EventQueue, type ConnectionEvent, type ConnectionHandler, type ConnectionOptions, type SendOptions as FrameSendOptions } from './connection.js';
 export { encodeFrame, encodeFrameHeader, frameHeaderLength, writeFrameHeader, type FrameFlags } from './frame.js';

@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketServer, type WebSocket } from '../../src/index.js';
 import { HubClientError } from '../../src/hub/index.js';
-import { DuplexError } from '../../src/browser/client.js';
+import { DuplexError, HubClientError as BrowserHubClientError } from '../../src/browser/client.js';
+import { DuplexError as RootError } from '../../src/index.js';
 import { CLIENT_KINDS, makeClient, type ClientKind } from './client-pair.js';
 import { delay, until } from './hub-helpers.js';
 
@@ -122,8 +123,10 @@ for (const kind of CLIENT_KINDS) {
   });
 }
 
-test('the errors of both clients are one class, exported under two names', async () => {
-  assert.equal(DuplexError, HubClientError);
+test('the errors of both clients are one class, a DuplexError', async () => {
+  assert.equal(BrowserHubClientError, HubClientError);
+  assert.equal(DuplexError, RootError);
+  assert.ok(HubClientError.prototype instanceof DuplexError);
   const rejections = await Promise.all(
     (['node', 'browser'] as ClientKind[]).map(async (kind) => {
       const client = makeClient(kind, 'ws://127.0.0.1:9/unreachable');

@@ -14,7 +14,7 @@ export interface HubServer<User extends HubIdentity = HubIdentity> {
 export async function startHub<User extends HubIdentity = HubIdentity>(options: HubOptions<User> = { anonymous: true }): Promise<HubServer<User>> {
   const hub = new Hub<User>(options);
   await hub.start();
-  const server = new WebSocketServer<unknown>({ handlers: hub.handlers, upgrade: hub.authenticate, pingInterval: 0 });
+  const server = new WebSocketServer<unknown>({ ...hub.routeOptions, pingInterval: 0 });
   const address = await server.listen(0);
   const url = `ws://127.0.0.1:${address.port}/hub`;
   return {

@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   const hub = new Hub(options);
   await hub.start();
   const server = new WebSocketServer({ pingInterval: 0 });
-  server.route('/ws', { handlers: hub.handlers, upgrade: hub.authenticate });
+  server.route('/ws', hub.routeOptions);
   const address = await server.listen(numberOption('port') ?? 0, '127.0.0.1');
 
   let stopping = false;

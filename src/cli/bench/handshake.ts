@@ -6,6 +6,7 @@
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { parseWebSocketUrl } from '../../protocol/url.js';
 import { HandshakeError } from '../../protocol/errors.js';
 import { buildClientRequest, generateKey, validateResponse } from '../../protocol/handshake.js';
 
@@ -23,23 +24,12 @@ export interface Target {
 
 /** Parse a `ws://` or `wss://` URL; throws a TypeError with a readable message otherwise. */
 export function parseTarget(url: string): Target {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new TypeError(`"${url}" is not a URL; expected ws://host:port/path`);
+  const target = parseWebSocketUrl(url);
+  if ('problem' in target) {
+    throw new TypeError(target.problem === 'scheme' ? `unsupported URL scheme "${target.scheme}" in ${url} (use ws: or wss:)` : `"${url}" is not a URL; expected ws://host:port/path`);
   }
-  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
-    throw new TypeError(`unsupported URL scheme "${parsed.protocol}" in ${url} (use ws: or wss:)`);
-  }
-  const secure = parsed.protocol === 'wss:';
-  return {
-    secure,
-    hostname: parsed.hostname.replace(/^\[|\]$/g, ''),
-    port: parsed.port ? Number(parsed.port) : secure ? 443 : 80,
-    host: parsed.host,
-    path: (parsed.pathname || '/') + parsed.search,
-  };
+  const { secure, hostname, port, host, path } = target;
+  return { secure, hostname, port, host, path };
 }
 
 /** An open WebSocket transport: the socket and the bytes that came after the response head. */

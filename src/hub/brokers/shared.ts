@@ -7,20 +7,12 @@
  */
 import { randomBytes } from 'node:crypto';
 
+import { DEFAULTS } from '../../protocol/defaults.js';
 import type { BrokerNode, BrokerState, HistorySlice, PresenceMember, Publication } from '../broker.js';
+import { DuplexError } from '../../protocol/errors.js';
 
-/** The defaults of the networked brokers (Redis, NATS), each with its unit and its reason. */
-export const BROKER_DEFAULTS = {
-  /**
-   * ms a node stays alive without refreshing its liveness: long enough to ride out a GC pause
-   * or a short network stall, short enough that a crashed node's presence goes within seconds.
-   */
-  presenceTtl: 10_000,
-  /** ms between two refreshes (and sweeps): a few per `presenceTtl`, so one lost refresh is not death. */
-  presenceRefresh: 3_000,
-  /** ms a topic's last offset and epoch outlive its last publication: 30 days (Centrifugo's `history_meta_ttl`). */
-  metaTtl: 30 * 24 * 3600 * 1000,
-} as const;
+/** The defaults of the networked brokers (Redis, NATS): `DEFAULTS.broker`, where each one's unit and reason are. */
+export const BROKER_DEFAULTS = DEFAULTS.broker;
 
 /** A new random epoch: 8 bytes, hex (like Centrifugo's short random epochs). */
 export function newEpoch(): string {
@@ -51,14 +43,15 @@ export function historySlice(
 }
 
 /** Thrown when a broker is used before `start` or after `close`. */
-export class BrokerStateError extends Error {
+export class BrokerStateError extends DuplexError {
   override readonly name = 'BrokerStateError';
+  declare readonly code: 'ERR_BROKER_STATE';
   constructor(
     message: string,
     /** The broker's name ('memory', 'redis', 'nats'). */
     readonly broker: string,
   ) {
-    super(message);
+    super('ERR_BROKER_STATE', message);
   }
 }
 
@@ -77,15 +70,19 @@ export function assertStarted(broker: string, started: boolean, closed: boolean)
 /**
  * The common shape of the networked brokers' errors (`RedisBrokerError`, `NatsBrokerError`): a
  * message for people and the client library's error as `cause`. Each broker names its own
- * subclass, so a log or a `catch` tells which backend failed.
+ * subclass, so a log or a `catch` tells which backend failed. Its code is `ERR_BROKER`.
  */
-export class BrokerError extends Error {
+export class BrokerError extends DuplexError {
+  /** Each broker's subclass names itself (`'RedisBrokerError'`, `'NatsBrokerError'`). */
+  override readonly name: string = 'BrokerError';
+  /** Always `'ERR_BROKER'`: the hub answers the client E_UNAVAILABLE. */
+  declare readonly code: 'ERR_BROKER';
   /**
    * The rejection of the broker's methods; the hub logs it and answers the client E_UNAVAILABLE.
    * @param options `cause`: the client library's error behind it, if there was one.
    */
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('ERR_BROKER', message, options);
   }
 }
 

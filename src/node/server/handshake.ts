@@ -11,7 +11,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { HandshakeError } from '../../protocol/errors.js';
+import { HandshakeError, toError } from '../../protocol/errors.js';
 import type { ExtensionOffer, MessageCodec } from '../../protocol/extension.js';
 import { selectSubprotocol, validateRequest, type ValidatedRequest } from '../../protocol/handshake.js';
 import { formatExtensions } from '../../protocol/headers.js';
@@ -203,7 +203,7 @@ export class OpeningHandshakes {
       this.host.refuse(socket, req, error);
       return;
     }
-    const err = error instanceof Error ? error : new Error(String(error));
+    const err = toError(error);
     this.host.logger.error({ remote: req.socket.remoteAddress, path: pathOf(req), err: err.message, stack: err.stack }, 'upgrade hook failed');
     // The body does not repeat the error: it may hold details meant for the server's eyes only.
     this.host.refuse(socket, req, { status: 500, message: 'internal server error' });

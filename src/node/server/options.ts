@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import { DEFAULTS } from '../../protocol/defaults.js';
 import { negotiateServer, type PerMessageDeflateOptions } from '../../protocol/permessage-deflate.js';
 import type { TrafficCounters } from '../counters.js';
 import { fromClass, type WebSocketHandlerClass, type WebSocketHandlers } from '../handlers.js';
@@ -174,28 +175,18 @@ export interface ServerStats extends TrafficCounters {
   errors: number;
 }
 
-// ---- defaults of the server's own limits ------------------------------------------------------
+// ---- defaults of the server's own limits (units and reasons: DEFAULTS.server) -----------------
 
-/**
- * How long an `upgrade` hook may take, in ms, before the client gets 503: long enough for a
- * remote authentication lookup, short enough that a stuck one does not hold a connection slot.
- */
-export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
-/**
- * How long a client may take to send its request line and headers, in ms, before it gets 408
- * (`listen` only). Against slowloris: Node's own 60 s lets idle sockets pile up.
- */
-export const DEFAULT_HEADERS_TIMEOUT = 10_000;
-/** Most bytes of request line and headers: Node's own default for `maxHeaderSize`, so `listen` and `attach` agree. */
-export const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
-/** Seconds a client refused with 503 (or 429 over `maxConnectionsPerIp`) is asked to wait (`Retry-After`). */
-export const RETRY_AFTER_SECONDS = '5';
-/**
- * Bytes a client may send before our 101 while an asynchronous hook runs. RFC 6455 §4.1: "the
- * client MUST wait for a response from the server before sending any further data"; some do
- * not, so this much is kept for the connection, and more cuts the socket off.
- */
-export const MAX_EARLY_DATA = 64 * 1024;
+/** ms an `upgrade` hook may take before the client gets 503 (`DEFAULTS.server.handshakeTimeout`). */
+export const DEFAULT_HANDSHAKE_TIMEOUT = DEFAULTS.server.handshakeTimeout;
+/** ms a client may take to send its request line and headers before it gets 408 (`DEFAULTS.server.headersTimeout`). */
+export const DEFAULT_HEADERS_TIMEOUT = DEFAULTS.server.headersTimeout;
+/** Most bytes of request line and headers (`DEFAULTS.server.maxHeaderSize`). */
+export const DEFAULT_MAX_HEADER_SIZE = DEFAULTS.server.maxHeaderSize;
+/** Seconds a refused client is asked to wait, `Retry-After` (`DEFAULTS.server.retryAfterSeconds`). */
+export const RETRY_AFTER_SECONDS = DEFAULTS.server.retryAfterSeconds;
+/** Bytes a client may send before our 101 while an asynchronous hook runs (`DEFAULTS.server.maxEarlyData`). */
+export const MAX_EARLY_DATA = DEFAULTS.server.maxEarlyData;
 
 // ---- options resolved -------------------------------------------------------------------------
 
@@ -263,6 +254,7 @@ const SETTINGS_KEYS = [
   'lowWaterMark',
   'maxBufferedAmount',
   'slowConsumer',
+  'slowConsumerCloseCode',
   'maxQueuedMessages',
   'messageRate',
 ] as const satisfies ReadonlyArray<keyof ConnectionSettings>;

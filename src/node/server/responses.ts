@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HandshakeError } from '../../protocol/errors.js';
+import { HandshakeError, toError } from '../../protocol/errors.js';
 import { buildAcceptResponse, buildRejectResponse } from '../../protocol/handshake.js';
 import { nodeSha1 } from '../sha1.js';
 import { isToken } from '../../protocol/headers.js';
@@ -58,7 +58,7 @@ export function endWithError(socket: Duplex, status: number, message: string, he
     response = buildRejectResponse(status, message, headers);
   } catch (error) {
     // Bad headers from a hook's HandshakeError: still refuse, without them.
-    logger.error({ err: error instanceof Error ? error.message : String(error) }, 'invalid rejection headers');
+    logger.error({ err: toError(error).message }, 'invalid rejection headers');
     response = buildRejectResponse(status, message);
   }
   socket.end(response, () => socket.destroy());
