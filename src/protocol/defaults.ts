@@ -8,6 +8,25 @@
  * the files `duplex serve` hands to browsers under `/duplex/` (CLIENT_FILES in `cli/serve.ts`).
  */
 
+/**
+ * The reconnection backoff, the same for the engine's `ReconnectingWebSocket` and the hub clients:
+ * attempt n waits a random time up to min(maxDelay, minDelay × factor^(n−1)).
+ */
+const BACKOFF = Object.freeze({
+  /** ms: 1 s, the ceiling of the first retry's delay (as Socket.IO's `reconnectionDelay`). */
+  minDelay: 1000,
+  /** ms: 30 s, the largest ceiling, reached at the 6th attempt in a row. */
+  maxDelay: 30_000,
+  /** Multiplier: the ceiling doubles per attempt. */
+  factor: 2,
+  /** Full jitter: a uniformly random delay up to the ceiling. */
+  jitter: true,
+  /** Attempts: never give up (a page or a service wants its feed back whenever the server is). */
+  maxAttempts: Infinity,
+  /** ms: 5 s, a connection that stayed open this long starts the backoff again from `minDelay`. */
+  resetAfter: 5000,
+} as const);
+
 /** The defaults of every part of the package, each with its unit and its reason (deeply frozen). */
 export const DEFAULTS = Object.freeze({
   /** Per-connection tunables (`ConnectionSettings`, `DEFAULT_SETTINGS`), for servers and `connect()` alike. */
@@ -68,18 +87,7 @@ export const DEFAULTS = Object.freeze({
    * (long for a user watching a screen).
    */
   reconnect: Object.freeze({
-    /** ms: 1 s, the ceiling of the first retry's delay. */
-    minDelay: 1000,
-    /** ms: 30 s, the largest ceiling, reached at the 6th attempt in a row. */
-    maxDelay: 30_000,
-    /** Multiplier: the ceiling doubles per attempt. */
-    factor: 2,
-    /** Full jitter: a uniformly random delay up to the ceiling. */
-    jitter: true,
-    /** Attempts: never give up. */
-    maxAttempts: Infinity,
-    /** ms: a connection must stay open this long before the backoff starts again from `minDelay`. */
-    resetAfter: 5000,
+    ...BACKOFF,
     /** Messages queued while disconnected, at most. */
     maxQueuedMessages: 1000,
     /** Bytes queued while disconnected, at most (1 MiB). */
@@ -135,18 +143,7 @@ export const DEFAULTS = Object.freeze({
      * the queue, count against the same limit).
      */
     maxQueuedRequests: 256,
-    /** ms: 1 s, the ceiling of the first retry's delay (as Socket.IO's `reconnectionDelay`). */
-    minDelay: 1000,
-    /** ms: 30 s, the largest ceiling, reached at the 6th attempt in a row. */
-    maxDelay: 30_000,
-    /** Multiplier: the ceiling doubles per attempt. */
-    factor: 2,
-    /** Full jitter: a uniformly random delay up to the ceiling. */
-    jitter: true,
-    /** Attempts: never give up (a page or a service wants its feed back whenever the server is). */
-    maxAttempts: Infinity,
-    /** ms: 5 s, a connection that stayed open this long starts the backoff again from `minDelay`. */
-    resetAfter: 5000,
+    ...BACKOFF,
   } as const),
   /**
    * `duplex serve`, where it differs from the library (the rest of its configuration's defaults
