@@ -58,9 +58,10 @@ export interface HubClientOptions {
    * never give up — the defaults of both hub clients), `shouldReconnect` (default: stop after
    * close code 1003 or 1008 and after a handshake refused with a 4xx other than 408/429; retry
    * the rest, 4008 "slow consumer" included), and `connect()`'s options (headers, TLS, limits…).
-   * The queue options do not apply: the client queues requests (`maxQueuedRequests`), not messages.
+   * `ReconnectingWebSocket`'s queue options are not here: the client queues requests
+   * (`maxQueuedRequests`), not messages.
    */
-  reconnect?: Omit<ReconnectingOptions, 'handlers' | 'beforeConnect'>;
+  reconnect?: Omit<ReconnectingOptions, 'handlers' | 'beforeConnect' | 'maxQueuedMessages' | 'maxQueuedBytes' | 'queueOverflow'>;
 }
 
 /**
@@ -156,8 +157,7 @@ export class HubClient extends HubClientCore<'connected', HubClientEvents> {
   /** One attempt: the token where it travels, the handshake, then the connection's events until it closes. */
   private async dial(attempt: number, settle: () => void): Promise<void> {
     const {
-      minDelay: _min, maxDelay: _max, factor: _factor, jitter: _jitter, maxAttempts: _attempts, resetAfter: _reset, shouldReconnect: _should,
-      maxQueuedMessages: _messages, maxQueuedBytes: _bytes, queueOverflow: _overflow, ...base
+      minDelay: _min, maxDelay: _max, factor: _factor, jitter: _jitter, maxAttempts: _attempts, resetAfter: _reset, shouldReconnect: _should, ...base
     } = this.options.reconnect ?? {};
     const failed = (error: unknown): void => {
       const err = toError(error);
