@@ -11,6 +11,10 @@
 //                                            young-generation growth out of the idle RSS figure)
 //   CECHO=/tmp/c-echo                        adds impl `c`: bench/c-echo/echo.c, the C ceiling
 //                                            (cc -O2 -Wall -o /tmp/c-echo bench/c-echo/echo.c)
+//   BASELINE=<checkout>/dist/bench/servers.js   adds impl `baseline`: the duplex server of another
+//                                            build (e.g. the commit before a change), to measure a
+//                                            change before and after in the same run:
+//                                            --impls duplex,baseline,ws
 // Workloads `deflate-echo` and `deflate-idle` use bench/deflate.js (the npm `ws` client with
 // permessage-deflate) as the load generator instead of wsload; the C server has no deflate and
 // is skipped there.
@@ -42,6 +46,7 @@ const ROUNDS = Number(values.rounds);
 const SECONDS = Number(values.seconds);
 const WSLOAD = process.env.WSLOAD ?? '/tmp/wsload';
 const SERVER = fileURLToPath(new URL('./servers.js', import.meta.url));
+const BASELINE = process.env.BASELINE;
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 
 interface Workload {
@@ -85,7 +90,13 @@ const WORKLOADS: Workload[] = [
 ];
 
 function startServer(impl: string, mode: string, deflate: boolean): Promise<{ child: ChildProcess; port: number }> {
-  const server = impl === 'c' ? [CECHO!, '--mode', mode] : [process.execPath, ...NODE_FLAGS, SERVER, '--impl', impl, '--mode', mode, ...(deflate ? ['--deflate'] : [])];
+  const deflateFlag = deflate ? ['--deflate'] : [];
+  const server =
+    impl === 'c'
+      ? [CECHO!, '--mode', mode]
+      : impl === 'baseline'
+        ? [process.execPath, ...NODE_FLAGS, BASELINE!, '--impl', 'duplex', '--mode', mode, ...deflateFlag]
+        : [process.execPath, ...NODE_FLAGS, SERVER, '--impl', impl, '--mode', mode, ...deflateFlag];
   const cmd = hasTaskset ? 'taskset' : server[0]!;
   const args = hasTaskset ? ['-c', '0', ...server] : server.slice(1);
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -122,6 +133,10 @@ async function main(): Promise<void> {
   const allImpls = (values.impls ?? (CECHO && existsSync(CECHO) ? 'duplex,ws,c' : 'duplex,ws')).split(',');
   if (allImpls.includes('c') && !(CECHO && existsSync(CECHO))) {
     process.stdout.write('impl c needs CECHO=<path to the built bench/c-echo/echo.c>\n');
+    return;
+  }
+  if (allImpls.includes('baseline') && !(BASELINE && existsSync(BASELINE))) {
+    process.stdout.write('impl baseline needs BASELINE=<another checkout>/dist/bench/servers.js\n');
     return;
   }
   const only = values.only?.split(',');

@@ -41,7 +41,6 @@ export { createConsoleLogger, silentLogger, type Logger, type LogFields, type Lo
 export {
   ReconnectingWebSocket,
   reconnecting,
-  backoffDelay,
   defaultShouldReconnect,
   retryAfter,
   RECONNECT_DEFAULTS,
@@ -56,6 +55,7 @@ export {
   type OutgoingMessage,
   type SendStatus,
 } from './node/reconnecting.js';
+export { backoffDelay, type BackoffPolicy } from './protocol/backoff.js';
 export {
   WHATWGWebSocket,
   CloseEvent,

@@ -20,7 +20,8 @@ import type { Logger } from '../node/logger.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { Hub, type HubOptions } from '../hub/hub.js';
 import { MemoryBroker } from '../hub/brokers/memory.js';
-import { topicProblem, RESERVED_PREFIX } from '../hub/wire.js';
+import { topicProblem } from '../hub/parse-request.js';
+import { RESERVED_PREFIX } from '../hub/wire.js';
 import type { Broker, BrokerNode, HistoryOptions, Json } from '../hub/broker.js';
 import type { HubIdentity } from '../hub/auth.js';
 import { ConfigError, loadConfig, type ServeConfig } from './serve-config.js';
@@ -35,7 +36,7 @@ const { pino } = requirePeer<typeof import('pino')>('pino', 'duplex serve');
 const DIST_SRC = fileURLToPath(new URL('../', import.meta.url));
 const APPS = fileURLToPath(new URL('../../../apps/', import.meta.url));
 /** The compiled modules a browser may load from `/duplex/` (the client and its imports). */
-const CLIENT_FILES = new Set(['browser/client.js', 'hub/client-core.js', 'hub/client-errors.js', 'hub/client-reconnect.js', 'hub/wire.js', 'protocol/constants.js', 'protocol/defaults.js', 'protocol/errors.js', 'protocol/url.js']);
+const CLIENT_FILES = new Set(['browser/client.js', 'hub/client-core.js', 'hub/client-errors.js', 'hub/client-reconnect.js', 'hub/client-requests.js', 'hub/parse-server-message.js', 'hub/wire.js', 'protocol/backoff.js', 'protocol/constants.js', 'protocol/defaults.js', 'protocol/errors.js', 'protocol/url.js']);
 /** `/duplex/client.js`: a stable URL for pages; it re-exports the compiled client next to it. */
 const CLIENT_ENTRY = "// duplex browser client: see /duplex/browser/client.js\nexport * from './browser/client.js';\n";
 /** The dashboard demo's feed. */

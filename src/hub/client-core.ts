@@ -16,10 +16,12 @@
  */
 import type { Json, PresenceMember } from './broker.js';
 import { HubClientError } from './client-errors.js';
+import { RequestTable } from './client-requests.js';
 import { toError } from '../protocol/errors.js';
 import { HUB_CLIENT_DEFAULTS, Reconnector, type ConnectionEnd, type GiveUpReason, type ReconnectSettings } from './client-reconnect.js';
 import type { ClientState, CoreEvents, HubTransport, MessageListener, MessageMeta, SubscribeOptions } from './client-types.js';
-import { parseServerMessage, readPresenceResult, readSubscribeResult, type ConnectResult, type PublishResult, type StreamPosition, type SubscribeResult } from './wire.js';
+import { parseServerMessage, readPresenceResult, readSubscribeResult } from './parse-server-message.js';
+import type { ConnectResult, PublishResult, StreamPosition, SubscribeResult } from './wire.js';
 
 // The public types live in `client-types.ts` (types only, never loaded); the clients import them from here.
 export type { ClientState, CoreEvents, GapInfo, HubTransport, MessageListener, MessageMeta, SubscribeOptions } from './client-types.js';
@@ -38,16 +40,6 @@ export interface CoreConfig<Open extends string> {
   readonly emitAllSubscribeErrors: boolean;
   /** Backoff, give-up and policy settings of the reconnection loop. */
   readonly reconnect: ReconnectSettings;
-}
-
-/** A request waiting for its answer. */
-interface Pending {
-  readonly id: number;
-  readonly text: string;
-  readonly resolve: (result: Record<string, unknown>) => void;
-  readonly reject: (error: HubClientError) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  sent: boolean;
 }
 
 /** A subscription kept by the client (restored after every reconnection). */
@@ -81,25 +73,23 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
   protected ready = false;
 
   private readonly config: CoreConfig<Open>;
-  private readonly requestTimeout: number;
-  private readonly maxQueuedRequests: number;
   private readonly reconnector: Reconnector;
   /** True from `connectionOpened` to `connectionClosed`: the socket of the current attempt is open. */
   private linkOpen = false;
   private readonly listeners = new Map<PropertyKey, Set<AnyListener>>();
   private readonly subs = new Map<string, Sub>();
-  private readonly requests = new Map<number, Pending>();
-  /** Requests waiting for the next connection, oldest first. */
-  private queue: Pending[] = [];
-  private nextId = 1;
+  private readonly requests: RequestTable;
   private _state: ClientState<Open> = 'connecting';
   private readyWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
 
   /** @throws RangeError for an inconsistent reconnection policy (`minDelay` > `maxDelay`, …). */
   constructor(config: CoreConfig<Open>) {
     this.config = config;
-    this.requestTimeout = config.requestTimeout ?? HUB_CLIENT_DEFAULTS.requestTimeout;
-    this.maxQueuedRequests = config.maxQueuedRequests ?? HUB_CLIENT_DEFAULTS.maxQueuedRequests;
+    this.requests = new RequestTable(
+      config.requestTimeout ?? HUB_CLIENT_DEFAULTS.requestTimeout,
+      config.maxQueuedRequests ?? HUB_CLIENT_DEFAULTS.maxQueuedRequests,
+      (text) => this.transport?.send(text),
+    );
     const shouldReconnect = config.reconnect.shouldReconnect;
     this.reconnector = new Reconnector(
       {
@@ -302,9 +292,7 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
     this.ready = true;
     // Subscriptions first, in the order they were made; then the queue (the server answers in order).
     for (const sub of this.subs.values()) this.sendSubscribe(sub);
-    const queued = this.queue;
-    this.queue = [];
-    for (const request of queued) this.transmit(request);
+    this.requests.flushQueue();
     this.setState(this.config.openState);
     for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
     this.fire('connected', info);
@@ -341,11 +329,7 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
     this.ready = false;
     this.connId = undefined;
     for (const sub of this.subs.values()) sub.requestId = undefined;
-    for (const request of [...this.requests.values()]) {
-      if (!request.sent) continue;
-      this.settle(request);
-      request.reject(new HubClientError('E_CONNECTION_LOST', 'the connection dropped before the server answered'));
-    }
+    this.requests.connectionLost();
   }
 
   /** A text message arrived. */
@@ -358,20 +342,12 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
     switch (message.type) {
       case 'reply':
       case 'error': {
-        const request = typeof message.id === 'number' ? this.requests.get(message.id) : undefined;
         if (message.type === 'reply') {
-          if (!request) return;
-          this.settle(request);
-          request.resolve(message.result);
+          this.requests.resolve(message.id, message.result);
           return;
         }
         const error = new HubClientError(message.code, message.message);
-        if (!request) {
-          this.fire('error', error);
-          return;
-        }
-        this.settle(request);
-        request.reject(error);
+        if (!this.requests.reject(message.id, error)) this.fire('error', error);
         return;
       }
       case 'message':
@@ -400,11 +376,7 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
     this.reconnector.stop();
     this.ready = false;
     this.setState('closed');
-    for (const request of [...this.requests.values()]) {
-      this.settle(request);
-      request.reject(error);
-    }
-    this.queue = [];
+    this.requests.rejectAll(error);
     for (const sub of this.subs.values()) for (const waiter of sub.waiters.splice(0)) waiter.reject(error);
     for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
     return true;
@@ -459,16 +431,14 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
 
   private sendSubscribe(sub: Sub): void {
     const recover = sub.recover || !sub.answered ? sub.position : undefined;
-    const id = this.nextId++;
+    const id = this.requests.newId();
     sub.requestId = id;
     const text = JSON.stringify({ type: 'subscribe', id, topic: sub.topic, ...(recover ? { recover } : {}) });
-    const pending: Pending = {
+    this.requests.send(
       id,
       text,
-      timer: undefined,
-      sent: false,
-      resolve: (result) => this.onSubscribed(sub, id, result, recover !== undefined),
-      reject: (error) => {
+      (result) => this.onSubscribed(sub, id, result, recover !== undefined),
+      (error) => {
         if (sub.requestId !== id) return;
         sub.requestId = undefined;
         if (error.code === 'E_CONNECTION_LOST') return; // resubscribed on the next connection
@@ -476,9 +446,7 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
         for (const waiter of sub.waiters.splice(0)) waiter.reject(error);
         if (this.config.emitAllSubscribeErrors || sub.position) this.fire('error', error);
       },
-    };
-    this.requests.set(id, pending);
-    this.transmit(pending);
+    );
   }
 
   private onSubscribed(sub: Sub, id: number, raw: Record<string, unknown>, recovering: boolean): void {
@@ -525,37 +493,6 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
    */
   private request(body: Record<string, Json>, queue: boolean): Promise<Record<string, unknown>> {
     if (this.isClosed()) return Promise.reject(new HubClientError('E_CLOSED', 'the client is closed'));
-    const id = this.nextId++;
-    const text = JSON.stringify({ ...body, id });
-    return new Promise((resolve, reject) => {
-      const request: Pending = { id, text, resolve, reject, timer: undefined, sent: false };
-      const max = this.maxQueuedRequests;
-      if (this.ready || body['type'] === 'connect') {
-        this.requests.set(id, request);
-        this.transmit(request);
-      } else if (!queue) {
-        reject(new HubClientError('E_CONNECTION_LOST', 'not connected'));
-      } else if (this.queue.length >= max) {
-        reject(new HubClientError('E_QUEUE_FULL', `more than ${max} requests wait for a connection`));
-      } else {
-        this.requests.set(id, request);
-        this.queue.push(request);
-      }
-    });
-  }
-
-  private transmit(request: Pending): void {
-    request.sent = true;
-    const timeout = this.requestTimeout;
-    request.timer = setTimeout(() => {
-      this.settle(request);
-      request.reject(new HubClientError('E_TIMEOUT', `no answer within ${timeout} ms`));
-    }, timeout);
-    this.transport?.send(request.text);
-  }
-
-  private settle(request: Pending): void {
-    if (request.timer) clearTimeout(request.timer);
-    this.requests.delete(request.id);
+    return this.requests.request(body, this.ready || body['type'] === 'connect', queue);
   }
 }

@@ -7,6 +7,7 @@
  * `protocol/defaults.ts` (Node-free), so browsers load it as a plain ES module and bundlers find
  * nothing of Node in it.
  */
+import { backoffDelay } from '../protocol/backoff.js';
 import { CloseCode } from '../protocol/constants.js';
 import { DEFAULTS } from '../protocol/defaults.js';
 import { SLOW_CONSUMER_CLOSE_CODE } from './wire.js';
@@ -84,17 +85,8 @@ export interface ReconnectPolicy {
   readonly resetAfter: number;
 }
 
-/**
- * The delay before attempt `attempt` (≥ 1): full jitter over
- * min(maxDelay, minDelay·factor^(attempt−1)), rounded to the millisecond. Pure, so tests pass `random`.
- */
-export function backoffDelay(attempt: number, policy: Partial<ReconnectPolicy> = {}, random: () => number = Math.random): number {
-  const minDelay = policy.minDelay ?? HUB_CLIENT_DEFAULTS.minDelay;
-  const maxDelay = policy.maxDelay ?? HUB_CLIENT_DEFAULTS.maxDelay;
-  const factor = policy.factor ?? HUB_CLIENT_DEFAULTS.factor;
-  const ceiling = Math.min(maxDelay, minDelay * factor ** Math.max(0, attempt - 1));
-  return Math.round((policy.jitter ?? HUB_CLIENT_DEFAULTS.jitter) ? random() * ceiling : ceiling);
-}
+/** The delay before attempt `attempt` (≥ 1): the package's one backoff (`protocol/backoff.ts`), on the hub clients' defaults. */
+export { backoffDelay };
 
 /** A retry was scheduled. */
 export interface RetryInfo {

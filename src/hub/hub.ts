@@ -29,7 +29,8 @@ import { HubError, errorMessage } from './errors.js';
 import { push } from './fanout.js';
 import { Session, type SessionHost } from './session.js';
 import { BrokerCalls, Subscriptions, type HubCounters } from './subscriptions.js';
-import { RESERVED_PREFIX, SLOW_CONSUMER_CLOSE_CODE, encodePush, topicProblem } from './wire.js';
+import { topicProblem } from './parse-request.js';
+import { RESERVED_PREFIX, SLOW_CONSUMER_CLOSE_CODE, encodePush } from './wire.js';
 
 export { HubError } from './errors.js';
 export type { HubAuthOptions, HubSocketData } from './auth.js';

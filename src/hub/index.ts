@@ -43,8 +43,6 @@ export {
   WIRE_LIMITS,
   RESERVED_PREFIX,
   CLIENT_TYPES,
-  parseClientRequest,
-  parseServerMessage,
   type ClientRequest,
   type ServerMessage,
   type HubErrorCode,
@@ -55,14 +53,13 @@ export {
   type ConnectResult,
   type GapReason,
   type WirePublication,
-  type WireError,
   type ConnectRequest,
   type SubscribeRequest,
   type UnsubscribeRequest,
   type PublishRequest,
   type PresenceRequest,
   type PingRequest,
-  type ParseResult,
-  type ParseOptions,
 } from './wire.js';
+export { parseClientRequest, type WireError, type ParseResult, type ParseOptions } from './parse-request.js';
+export { parseServerMessage } from './parse-server-message.js';
 export type { ClientState, HubTransport } from './client-core.js';

@@ -22,12 +22,12 @@ import {
   encodePresenceResult,
   encodePublishResult,
   encodeReply,
-  parseClientRequest,
   type ClientRequest,
   type HubErrorCode,
   type RequestId,
   type StreamPosition,
 } from './wire.js';
+import { parseClientRequest } from './parse-request.js';
 
 /** The per-connection limits of a hub (from its options, with their defaults). */
 export interface SessionLimits {

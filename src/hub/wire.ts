@@ -1,9 +1,10 @@
 /**
  * The hub's wire protocol (documented in `docs/protocol.md`): JSON text messages, one per
- * WebSocket message. This module has no I/O and no Node-only API, so the browser client can
- * share it: it validates what a client sends (every field, by hand — input from the network is
- * `unknown` until proven otherwise), parses what a server sends, and builds the server's
- * messages by string concatenation around data that was serialised once.
+ * WebSocket message: its limits, the shapes of the messages both ways, and the server's encoders,
+ * which build its messages by string concatenation around data that was serialised once.
+ * Reading them is next door: `parse-request.ts` validates what a client sends (server side),
+ * `parse-server-message.ts` reads what a server sends (client side). No I/O and no Node-only
+ * API, so the browser client shares these files.
  */
 import type { Json, PresenceMember } from './broker.js';
 
@@ -128,175 +129,6 @@ export type ClientRequest = ConnectRequest | SubscribeRequest | UnsubscribeReque
 export const CLIENT_TYPES = ['connect', 'subscribe', 'unsubscribe', 'publish', 'presence', 'ping'] as const;
 
 /** Why a validation failed, with the id of the request when it could be read. */
-export interface WireError {
-  /** What was wrong, for programs: `E_BAD_REQUEST` or `E_UNKNOWN_TYPE`. */
-  readonly code: HubErrorCode;
-  /** What was wrong, for people; sent to the client as is. */
-  readonly message: string;
-  /** The request's id, to answer it with; undefined when the id itself was missing or unreadable. */
-  readonly id?: RequestId | undefined;
-}
-
-/** The outcome of validating one inbound message. */
-export type ParseResult<T> =
-  | {
-      /** The message is valid. */
-      readonly ok: true;
-      /** What it says, with only the known fields. */
-      readonly value: T;
-    }
-  | {
-      /** The message is invalid: answer it with `error`. */
-      readonly ok: false;
-      /** What was wrong, and the id to answer to. */
-      readonly error: WireError;
-    };
-
-/** Options of `parseClientRequest`. */
-export interface ParseOptions {
-  /** Longest topic name accepted, in UTF-16 code units (default `WIRE_LIMITS.maxTopicLength`, 256). */
-  maxTopicLength?: number;
-  /** Deepest nesting of a publication's `data` accepted (default `WIRE_LIMITS.maxDataDepth`, 32). */
-  maxDataDepth?: number;
-}
-
-type JsonObject = { [key: string]: unknown };
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/**
- * An own property of a parsed object. JSON.parse makes `__proto__` an ordinary own property
- * (it never sets the prototype), and reading only own, known keys keeps an inherited or
- * polluted `Object.prototype` from supplying a field the client did not send.
- */
-function own(object: JsonObject, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(object, key) ? object[key] : undefined;
-}
-
-function fail<T>(code: HubErrorCode, message: string, id?: RequestId): ParseResult<T> {
-  return { ok: false, error: { code, message, id } };
-}
-
-/** Whether a string holds a C0/C1 control character or DEL (never valid in a topic name). */
-function hasControlChars(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return true;
-  }
-  return false;
-}
-
-/**
- * Why `topic` is not an acceptable topic name for a client, or undefined if it is. Reserved
- * (`$…`) names are refused separately, as E_FORBIDDEN, by the hub.
- */
-export function topicProblem(topic: unknown, maxLength: number = WIRE_LIMITS.maxTopicLength): string | undefined {
-  if (typeof topic !== 'string') return 'topic must be a string';
-  if (topic.length === 0) return 'topic must not be empty';
-  if (topic.length > maxLength) return `topic is longer than ${maxLength} characters`;
-  if (hasControlChars(topic)) return 'topic must not contain control characters';
-  return undefined;
-}
-
-/**
- * The nesting depth of a parsed JSON value, walked with an explicit stack (a recursive walk
- * of hostile input could overflow the call stack). Stops as soon as it passes `limit`.
- */
-export function jsonDepthExceeds(value: unknown, limit: number): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
-    if (depth > limit) return true;
-    const children = Array.isArray(node) ? node : Object.values(node as JsonObject);
-    for (const child of children) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
-  }
-  return false;
-}
-
-function readId(message: JsonObject): ParseResult<RequestId | undefined> {
-  const id = own(message, 'id');
-  if (id === undefined) return { ok: true, value: undefined };
-  if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) return { ok: true, value: id };
-  if (typeof id === 'string' && id.length > 0 && id.length <= WIRE_LIMITS.maxIdLength) return { ok: true, value: id };
-  return fail('E_BAD_REQUEST', `id must be a non-negative integer or a string of 1-${WIRE_LIMITS.maxIdLength} characters`);
-}
-
-/**
- * Validate one text message from a client. Never throws: invalid JSON, a non-object, an
- * unknown `type`, a missing or mistyped field, a bad topic name or over-deep `data` all come
- * back as a `WireError` (with the request's id when it was readable). Unknown extra fields are
- * ignored (forward compatibility); only known fields are read.
- */
-export function parseClientRequest(text: string, options: ParseOptions = {}): ParseResult<ClientRequest> {
-  const maxTopic = options.maxTopicLength ?? WIRE_LIMITS.maxTopicLength;
-  const maxDepth = options.maxDataDepth ?? WIRE_LIMITS.maxDataDepth;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return fail('E_BAD_REQUEST', 'message is not valid JSON');
-  }
-  if (!isObject(parsed)) return fail('E_BAD_REQUEST', 'message must be a JSON object');
-  const idResult = readId(parsed);
-  if (!idResult.ok) return idResult;
-  const id = idResult.value;
-  const type = own(parsed, 'type');
-  if (typeof type !== 'string') return fail('E_BAD_REQUEST', 'type must be a string', id);
-  const topicOf = (): ParseResult<string> => {
-    const topic = own(parsed, 'topic');
-    const problem = topicProblem(topic, maxTopic);
-    return problem === undefined ? { ok: true, value: topic as string } : fail('E_BAD_REQUEST', problem, id);
-  };
-  switch (type) {
-    case 'connect': {
-      const token = own(parsed, 'token');
-      if (token !== undefined && (typeof token !== 'string' || token.length > WIRE_LIMITS.maxTokenLength)) {
-        return fail('E_BAD_REQUEST', `token must be a string of at most ${WIRE_LIMITS.maxTokenLength} characters`, id);
-      }
-      return { ok: true, value: { type, id, token } };
-    }
-    case 'subscribe': {
-      const topic = topicOf();
-      if (!topic.ok) return topic;
-      const recover = own(parsed, 'recover');
-      if (recover === undefined || recover === null) return { ok: true, value: { type, id, topic: topic.value } };
-      if (!isObject(recover)) return fail('E_BAD_REQUEST', 'recover must be an object {offset, epoch}', id);
-      const offset = own(recover, 'offset');
-      const epoch = own(recover, 'epoch');
-      if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) {
-        return fail('E_BAD_REQUEST', 'recover.offset must be a non-negative integer', id);
-      }
-      if (typeof epoch !== 'string' || epoch.length > WIRE_LIMITS.maxEpochLength) {
-        return fail('E_BAD_REQUEST', `recover.epoch must be a string of at most ${WIRE_LIMITS.maxEpochLength} characters`, id);
-      }
-      return { ok: true, value: { type, id, topic: topic.value, recover: { offset, epoch } } };
-    }
-    case 'unsubscribe':
-    case 'presence': {
-      const topic = topicOf();
-      if (!topic.ok) return topic;
-      return { ok: true, value: { type, id, topic: topic.value } };
-    }
-    case 'publish': {
-      const topic = topicOf();
-      if (!topic.ok) return topic;
-      if (!Object.prototype.hasOwnProperty.call(parsed, 'data')) return fail('E_BAD_REQUEST', 'publish needs data', id);
-      const data = parsed['data'];
-      if (jsonDepthExceeds(data, maxDepth)) return fail('E_BAD_REQUEST', `data is nested deeper than ${maxDepth} levels`, id);
-      const excludeSelf = own(parsed, 'excludeSelf');
-      if (excludeSelf !== undefined && typeof excludeSelf !== 'boolean') return fail('E_BAD_REQUEST', 'excludeSelf must be a boolean', id);
-      // JSON.parse only produces JSON values, so `data` is Json once it is known to be present.
-      return { ok: true, value: { type, id, topic: topic.value, data: data as Json, excludeSelf } };
-    }
-    case 'ping':
-      return { ok: true, value: { type, id } };
-    default:
-      return fail('E_UNKNOWN_TYPE', `unknown message type ${JSON.stringify(type.slice(0, 32))} (expected one of ${CLIENT_TYPES.join(', ')})`, id);
-  }
-}
 
 // ---- server → client ------------------------------------------------------------------------
 
@@ -410,111 +242,24 @@ export type ServerMessage =
       readonly data: Json;
     };
 
-function isRequestId(value: unknown): value is RequestId {
-  return (typeof value === 'number' && Number.isSafeInteger(value)) || typeof value === 'string';
-}
 
-function readMember(value: unknown): PresenceMember | undefined {
-  if (!isObject(value)) return undefined;
-  const connId = own(value, 'connId');
-  const node = own(value, 'node');
-  const userId = own(value, 'userId');
-  if (typeof connId !== 'string' || typeof node !== 'string' || (userId !== undefined && typeof userId !== 'string')) return undefined;
-  const info = own(value, 'info') as Json | undefined;
-  return { connId, node, ...(userId !== undefined ? { userId } : {}), ...(info !== undefined ? { info } : {}) };
+// ---- reading JSON from the network (both parsers) -------------------------------------------
+
+/** @internal A parsed JSON object, its members still unknown. */
+export type JsonObject = { [key: string]: unknown };
+
+/** @internal */
+export function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**
- * Parse one message from a server (client side). Returns undefined for anything that is not a
- * well-formed server message; a client ignores those rather than trusting them.
+ * @internal An own property of a parsed object. JSON.parse makes `__proto__` an ordinary own property
+ * (it never sets the prototype), and reading only own, known keys keeps an inherited or
+ * polluted `Object.prototype` from supplying a field the client did not send.
  */
-export function parseServerMessage(text: string): ServerMessage | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isObject(parsed)) return undefined;
-  const type = own(parsed, 'type');
-  switch (type) {
-    case 'reply': {
-      const id = own(parsed, 'id');
-      const result = own(parsed, 'result');
-      return isRequestId(id) && isObject(result) ? { type, id, result } : undefined;
-    }
-    case 'error': {
-      const id = own(parsed, 'id');
-      const code = own(parsed, 'code');
-      const message = own(parsed, 'message');
-      if (typeof code !== 'string' || typeof message !== 'string' || (id !== undefined && !isRequestId(id))) return undefined;
-      return { type, id, code, message };
-    }
-    case 'message': {
-      const topic = own(parsed, 'topic');
-      const offset = own(parsed, 'offset');
-      const epoch = own(parsed, 'epoch');
-      if (typeof topic !== 'string' || typeof offset !== 'number' || typeof epoch !== 'string') return undefined;
-      return { type, topic, offset, epoch, data: (own(parsed, 'data') ?? null) as Json };
-    }
-    case 'join':
-    case 'leave': {
-      const topic = own(parsed, 'topic');
-      const member = readMember(own(parsed, 'member'));
-      return typeof topic === 'string' && member ? { type, topic, member } : undefined;
-    }
-    case 'gap': {
-      const topic = own(parsed, 'topic');
-      const offset = own(parsed, 'offset');
-      const epoch = own(parsed, 'epoch');
-      const reason = own(parsed, 'reason');
-      if (typeof topic !== 'string' || typeof offset !== 'number' || typeof epoch !== 'string') return undefined;
-      return { type, topic, offset, epoch, reason: reason === 'epoch changed' ? reason : 'too old' };
-    }
-    case 'push':
-      return { type, data: (own(parsed, 'data') ?? null) as Json };
-    default:
-      return undefined;
-  }
-}
-
-/** Read a subscribe reply's result (client side); undefined if malformed. */
-export function readSubscribeResult(result: JsonObject): SubscribeResult | undefined {
-  const topic = own(result, 'topic');
-  const epoch = own(result, 'epoch');
-  const offset = own(result, 'offset');
-  if (typeof topic !== 'string' || typeof epoch !== 'string' || typeof offset !== 'number') return undefined;
-  const recovered = own(result, 'recovered');
-  const reason = own(result, 'reason');
-  const pubs = own(result, 'publications');
-  const publications: WirePublication[] = [];
-  if (Array.isArray(pubs)) {
-    for (const p of pubs as unknown[]) {
-      if (!isObject(p) || typeof own(p, 'offset') !== 'number') return undefined;
-      publications.push({ offset: own(p, 'offset') as number, data: (own(p, 'data') ?? null) as Json });
-    }
-  }
-  return {
-    topic,
-    epoch,
-    offset,
-    ...(typeof recovered === 'boolean' ? { recovered } : {}),
-    publications,
-    ...(reason === 'epoch changed' || reason === 'too old' ? { reason } : {}),
-  };
-}
-
-/** Read a presence reply's members (client side). */
-export function readPresenceResult(result: JsonObject): PresenceMember[] | undefined {
-  const members = own(result, 'members');
-  if (!Array.isArray(members)) return undefined;
-  const out: PresenceMember[] = [];
-  for (const m of members as unknown[]) {
-    const member = readMember(m);
-    if (!member) return undefined;
-    out.push(member);
-  }
-  return out;
+export function own(object: JsonObject, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(object, key) ? object[key] : undefined;
 }
 
 // ---- building server messages (server side) ----------------------------------------------------

@@ -7,6 +7,7 @@
  * are no acknowledgements at this layer). What is queued while disconnected is sent exactly once.
  */
 import { CloseCode, State, isValidCloseCode } from '../protocol/constants.js';
+import { backoffDelay } from '../protocol/backoff.js';
 import { DEFAULTS } from '../protocol/defaults.js';
 import { HandshakeError, InvalidStateError, toError } from '../protocol/errors.js';
 import { connect, type ConnectOptions } from './client.js';
@@ -185,19 +186,6 @@ export function defaultShouldReconnect(cause: Disconnect): boolean {
     return status < 400 || status >= 500 || status === 408 || status === 429;
   }
   return !(error instanceof TypeError);
-}
-
-/** The delay before attempt `attempt` (≥ 1): full jitter over min(maxDelay, minDelay·factor^(attempt−1)). */
-export function backoffDelay(
-  attempt: number,
-  policy: { minDelay?: number; maxDelay?: number; factor?: number; jitter?: boolean } = {},
-  random: () => number = Math.random,
-): number {
-  const minDelay = policy.minDelay ?? RECONNECT_DEFAULTS.minDelay;
-  const maxDelay = policy.maxDelay ?? RECONNECT_DEFAULTS.maxDelay;
-  const factor = policy.factor ?? RECONNECT_DEFAULTS.factor;
-  const ceiling = Math.min(maxDelay, minDelay * factor ** Math.max(0, attempt - 1));
-  return Math.round((policy.jitter ?? RECONNECT_DEFAULTS.jitter) ? random() * ceiling : ceiling);
 }
 
 /** The `Retry-After` of a refused handshake, in ms (0 if none): delay-seconds or an HTTP date (RFC 9110 §10.2.3). */

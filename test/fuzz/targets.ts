@@ -36,7 +36,9 @@ import {
 } from '../../src/protocol/permessage-deflate.js';
 import { createDeflateCodec } from '../../src/node/deflate.js';
 import { join } from '../protocol/engine-helpers.js';
-import { WIRE_LIMITS, jsonDepthExceeds, parseClientRequest, parseServerMessage } from '../../src/hub/wire.js';
+import { jsonDepthExceeds, parseClientRequest } from '../../src/hub/parse-request.js';
+import { parseServerMessage } from '../../src/hub/parse-server-message.js';
+import { WIRE_LIMITS } from '../../src/hub/wire.js';
 
 /** An invariant broke: the fuzzer reports it with the input. */
 export class InvariantViolation extends Error {

@@ -37,7 +37,6 @@ import type {
   JetStreamManager,
   KV,
   KvEntry,
-  MsgHdrs,
   NatsConnection,
   Msg,
   Subscription,
@@ -47,9 +46,27 @@ import type {
 import { requirePeer } from '../../node/peer.js';
 
 // nats.js is an optional peer dependency: loaded here, by `duplex-ws/hub/nats` only.
-const { connect, headers: natsHeaders, NatsError } = requirePeer<typeof import('nats')>('nats', 'duplex-ws/hub/nats');
+const { connect, NatsError } = requirePeer<typeof import('nats')>('nats', 'duplex-ws/hub/nats');
 
 import type { Broker, BrokerNode, BrokerState, HistoryOptions, HistorySlice, PresenceMember, Publication } from '../broker.js';
+import {
+  H,
+  decoder,
+  encoder,
+  isCasConflict,
+  isNotFound,
+  lastOf,
+  nanos,
+  parseStored,
+  presenceHeaders,
+  publicationHeaders,
+  publicationOf,
+  sleep,
+  token,
+  type EpochRecord,
+  type Last,
+  type PresenceRecord,
+} from './nats-format.js';
 import { BROKER_DEFAULTS, BrokerError, ConnectionState, PresenceLiveness, assertStartable, assertStarted, historySlice, newEpoch, throwLater, type LivenessOptions } from './shared.js';
 
 /** Options of {@link NatsBroker}. */
@@ -68,65 +85,6 @@ export interface NatsBrokerOptions extends LivenessOptions {
 export class NatsBrokerError extends BrokerError {
   /** Always `'NatsBrokerError'` (an own property, so it survives minification and crosses realms). */
   override readonly name = 'NatsBrokerError';
-}
-
-const H = {
-  offset: 'Duplex-Offset',
-  epoch: 'Duplex-Epoch',
-  time: 'Duplex-Time',
-  publisher: 'Duplex-Publisher',
-  size: 'Duplex-Size',
-  ttl: 'Duplex-Ttl',
-  prev: 'Duplex-Prev',
-  kind: 'Duplex-Kind',
-  topic: 'Duplex-Topic',
-  // Added by JetStream's RePublish: the message's stream sequence.
-  sequence: 'Nats-Sequence',
-} as const;
-
-/** JetStream API error codes the broker handles. */
-const WRONG_LAST_SEQUENCE = 10071;
-const NO_MESSAGE_FOUND = 10037;
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-/** A topic as one subject/KV-key token: base64url never contains `.`, `*`, `>` or spaces. */
-function token(text: string): string {
-  return `t${Buffer.from(text, 'utf8').toString('base64url')}`;
-}
-
-function apiCode(error: unknown): number | undefined {
-  return error instanceof NatsError ? error.api_error?.err_code : undefined;
-}
-
-function isNotFound(error: unknown): boolean {
-  return apiCode(error) === NO_MESSAGE_FOUND || (error instanceof NatsError && error.code === '404');
-}
-
-function isCasConflict(error: unknown): boolean {
-  return apiCode(error) === WRONG_LAST_SEQUENCE || (error instanceof Error && /wrong last sequence/i.test(error.message));
-}
-
-const nanos = (ms: number): number => ms * 1_000_000;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The last stored message of a topic: where the next publication goes. */
-interface Last {
-  readonly seq: number;
-  readonly offset: number;
-  readonly epoch: string;
-}
-
-interface EpochRecord {
-  readonly epoch: string;
-  /** Whether a publication already started this epoch (then an empty topic needs a new one). */
-  readonly used: boolean;
-}
-
-interface PresenceRecord {
-  readonly topic: string;
-  readonly member: PresenceMember;
 }
 
 /** The NATS {@link Broker}: one instance per hub node. */
@@ -254,7 +212,7 @@ export class NatsBroker implements Broker {
     this.#started();
     const last = await this.#lastMessage(topic);
     if (last === undefined) return historySlice(await this.#epochForEmpty(topic, false), 0, [], offset, epoch);
-    const newest = this.#parseStored(topic, last);
+    const newest = parseStored(topic, last);
     const size = Number(last.header.get(H.size));
     const ttl = Number(last.header.get(H.ttl));
     const sameEpoch = epoch === undefined || epoch === newest.epoch;
@@ -269,7 +227,7 @@ export class NatsBroker implements Broker {
       retained.push(pub);
       const prev: number = Number(msg.header.get(H.prev));
       msg = prev > 0 ? await this.#messageAt(prev) : undefined;
-      if (msg !== undefined) pub = this.#parseStored(topic, msg);
+      if (msg !== undefined) pub = parseStored(topic, msg);
     }
     retained.reverse();
     return historySlice(newest.epoch, newest.offset, retained, offset, epoch);
@@ -332,19 +290,11 @@ export class NatsBroker implements Broker {
       let last = this.#last.get(topic);
       if (last === undefined) {
         const stored = await this.#lastMessage(topic);
-        last = stored === undefined ? { seq: 0, offset: 0, epoch: await this.#epochForEmpty(topic, true) } : this.#lastOf(stored);
+        last = stored === undefined ? { seq: 0, offset: 0, epoch: await this.#epochForEmpty(topic, true) } : lastOf(stored);
       }
       const offset = last.offset + 1;
       const time = Date.now();
-      const h = natsHeaders();
-      h.set(H.offset, String(offset));
-      h.set(H.epoch, last.epoch);
-      h.set(H.time, String(time));
-      h.set(H.size, String(size));
-      h.set(H.ttl, String(ttl));
-      h.set(H.prev, String(last.seq));
-      h.set(H.topic, encodeURIComponent(topic));
-      if (publisher !== undefined) h.set(H.publisher, encodeURIComponent(publisher));
+      const h = publicationHeaders(topic, offset, last, time, size, ttl, publisher);
       try {
         // JetStream stores it only if the topic's last message is still `last` (optimistic lock).
         const ack = await js.publish(subject, encoder.encode(data), { headers: h, expect: { lastSubjectSequence: last.seq } });
@@ -412,29 +362,9 @@ export class NatsBroker implements Broker {
     }
   }
 
-  #lastOf(msg: StoredMsg): Last {
-    return { seq: msg.seq, offset: Number(msg.header.get(H.offset)), epoch: msg.header.get(H.epoch) };
-  }
-
   #remember(topic: string, last: Last): void {
     const known = this.#last.get(topic);
     if (known === undefined || known.seq < last.seq) this.#last.set(topic, last);
-  }
-
-  #parseStored(topic: string, msg: StoredMsg): Publication {
-    return this.#publicationOf(topic, msg.header, decoder.decode(msg.data));
-  }
-
-  #publicationOf(topic: string, h: MsgHdrs, data: string): Publication {
-    const publisher = h.get(H.publisher);
-    return {
-      topic,
-      offset: Number(h.get(H.offset)),
-      epoch: h.get(H.epoch),
-      time: Number(h.get(H.time)),
-      data,
-      publisher: publisher === '' ? undefined : decodeURIComponent(publisher),
-    };
   }
 
   #onMessage(topic: string, msg: Msg): void {
@@ -448,7 +378,7 @@ export class NatsBroker implements Broker {
         node.onPresence({ topic, kind, member: record.member });
         return;
       }
-      const publication = this.#publicationOf(topic, h, decoder.decode(msg.data));
+      const publication = publicationOf(topic, h, decoder.decode(msg.data));
       const seq = Number(h.get(H.sequence));
       if (seq > 0) this.#remember(topic, { seq, offset: publication.offset, epoch: publication.epoch });
       node.onPublication(publication);
@@ -461,8 +391,7 @@ export class NatsBroker implements Broker {
   async #announceJoin(nc: NatsConnection, presence: KV, topic: string, member: PresenceMember): Promise<void> {
     const record = encoder.encode(JSON.stringify({ topic, member } satisfies PresenceRecord));
     await presence.put(this.#presenceKey(member.node, topic, member.connId), record);
-    const h = natsHeaders();
-    h.set(H.kind, 'join');
+    const h = presenceHeaders('join');
     nc.publish(this.#pubSubject(topic), record, { headers: h });
   }
 
@@ -477,8 +406,7 @@ export class NatsBroker implements Broker {
       throw error;
     }
     const record = JSON.parse(entry.string()) as PresenceRecord;
-    const h = natsHeaders();
-    h.set(H.kind, 'leave');
+    const h = presenceHeaders('leave');
     this.#nc?.publish(this.#pubSubject(record.topic), entry.value, { headers: h });
   }
 

@@ -1,0 +1,118 @@
+/**
+ * How the NATS broker lays its data out (`nats.ts` has the design): topics as subject and KV-key
+ * tokens, the headers a publication is stored with and how it is read back, the records of its
+ * KV buckets, and the JetStream API errors it handles.
+ */
+import type { MsgHdrs, StoredMsg } from 'nats';
+import { requirePeer } from '../../node/peer.js';
+import type { PresenceMember, Publication } from '../broker.js';
+
+// nats.js is an optional peer dependency, loaded by `duplex-ws/hub/nats` only (see nats.ts).
+const { headers: natsHeaders, NatsError } = requirePeer<typeof import('nats')>('nats', 'duplex-ws/hub/nats');
+
+/** The headers of a stored publication (and of presence events on the same subjects). */
+export const H = {
+  offset: 'Duplex-Offset',
+  epoch: 'Duplex-Epoch',
+  time: 'Duplex-Time',
+  publisher: 'Duplex-Publisher',
+  size: 'Duplex-Size',
+  ttl: 'Duplex-Ttl',
+  prev: 'Duplex-Prev',
+  kind: 'Duplex-Kind',
+  topic: 'Duplex-Topic',
+  // Added by JetStream's RePublish: the message's stream sequence.
+  sequence: 'Nats-Sequence',
+} as const;
+
+/** JetStream API error codes the broker handles. */
+const WRONG_LAST_SEQUENCE = 10071;
+const NO_MESSAGE_FOUND = 10037;
+
+export const encoder = new TextEncoder();
+export const decoder = new TextDecoder();
+
+/** A topic as one subject/KV-key token: base64url never contains `.`, `*`, `>` or spaces. */
+export function token(text: string): string {
+  return `t${Buffer.from(text, 'utf8').toString('base64url')}`;
+}
+
+export function apiCode(error: unknown): number | undefined {
+  return error instanceof NatsError ? error.api_error?.err_code : undefined;
+}
+
+export function isNotFound(error: unknown): boolean {
+  return apiCode(error) === NO_MESSAGE_FOUND || (error instanceof NatsError && error.code === '404');
+}
+
+export function isCasConflict(error: unknown): boolean {
+  return apiCode(error) === WRONG_LAST_SEQUENCE || (error instanceof Error && /wrong last sequence/i.test(error.message));
+}
+
+/** ms → ns (JetStream's durations). */
+export const nanos = (ms: number): number => ms * 1_000_000;
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The last stored message of a topic: where the next publication goes. */
+export interface Last {
+  readonly seq: number;
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+/** The KV record of a topic's next epoch. */
+export interface EpochRecord {
+  readonly epoch: string;
+  /** Whether a publication already started this epoch (then an empty topic needs a new one). */
+  readonly used: boolean;
+}
+
+/** A presence entry, as stored in the KV bucket and sent with join/leave events. */
+export interface PresenceRecord {
+  readonly topic: string;
+  readonly member: PresenceMember;
+}
+
+/** The last position of a stored message, from its headers. */
+export function lastOf(msg: StoredMsg): Last {
+  return { seq: msg.seq, offset: Number(msg.header.get(H.offset)), epoch: msg.header.get(H.epoch) };
+}
+
+/** A publication from a message's headers and data. */
+export function publicationOf(topic: string, h: MsgHdrs, data: string): Publication {
+  const publisher = h.get(H.publisher);
+  return {
+    topic,
+    offset: Number(h.get(H.offset)),
+    epoch: h.get(H.epoch),
+    time: Number(h.get(H.time)),
+    data,
+    publisher: publisher === '' ? undefined : decodeURIComponent(publisher),
+  };
+}
+
+/** A publication read back from the stream. */
+export function parseStored(topic: string, msg: StoredMsg): Publication {
+  return publicationOf(topic, msg.header, decoder.decode(msg.data));
+}
+
+/** The headers a publication is stored with: its position, retention, and the previous sequence it was written after. */
+export function publicationHeaders(topic: string, offset: number, last: Last, time: number, size: number, ttl: number, publisher: string | undefined): MsgHdrs {
+  const h = natsHeaders();
+  h.set(H.offset, String(offset));
+  h.set(H.epoch, last.epoch);
+  h.set(H.time, String(time));
+  h.set(H.size, String(size));
+  h.set(H.ttl, String(ttl));
+  h.set(H.prev, String(last.seq));
+  h.set(H.topic, encodeURIComponent(topic));
+  if (publisher !== undefined) h.set(H.publisher, encodeURIComponent(publisher));
+  return h;
+}
+
+/** The headers of a presence event. */
+export function presenceHeaders(kind: 'join' | 'leave'): MsgHdrs {
+  const h = natsHeaders();
+  h.set(H.kind, kind);
+  return h;
+}
