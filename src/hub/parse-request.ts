@@ -5,6 +5,7 @@
 import type { Json } from './broker.js';
 import { CLIENT_TYPES, WIRE_LIMITS, isObject, own, type ClientRequest, type HubErrorCode, type JsonObject, type RequestId } from './wire.js';
 
+/** Why a validation failed, with the id of the request when it could be read. */
 export interface WireError {
   /** What was wrong, for programs: `E_BAD_REQUEST` or `E_UNKNOWN_TYPE`. */
   readonly code: HubErrorCode;

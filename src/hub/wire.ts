@@ -128,8 +128,6 @@ export type ClientRequest = ConnectRequest | SubscribeRequest | UnsubscribeReque
 /** The client message types, for validation and docs. */
 export const CLIENT_TYPES = ['connect', 'subscribe', 'unsubscribe', 'publish', 'presence', 'ping'] as const;
 
-/** Why a validation failed, with the id of the request when it could be read. */
-
 // ---- server → client ------------------------------------------------------------------------
 
 /** A publication as a client sees it in a recovery reply. */
@@ -245,7 +243,7 @@ export type ServerMessage =
 
 // ---- reading JSON from the network (both parsers) -------------------------------------------
 
-/** @internal A parsed JSON object, its members still unknown. */
+/** A parsed JSON object, its members still unknown. */
 export type JsonObject = { [key: string]: unknown };
 
 /** @internal */

@@ -53,6 +53,28 @@ export interface ConnectionSettings {
   messageRate?: MessageRateLimit;
 }
 
+/**
+ * @internal Settings only the ws-compatible module (`src/ws/`) sets, next to `ConnectionSettings` in
+ * the same settings object; not options of the server or `connect()`.
+ */
+export interface EngineSettings {
+  /** The engine answers pings itself (default true): ws's `autoPong`. */
+  autoPong?: boolean;
+  /** Skip UTF-8 validation of text messages and close reasons: ws's `skipUTF8Validation`. */
+  skipUtf8Validation?: boolean;
+  /**
+   * A throwing handler propagates (to the socket's event, as in ws) instead of closing the
+   * connection with 1011: the ws-compatible module's listeners are the user's, with ws's semantics.
+   */
+  rethrowHandlerErrors?: boolean;
+  /** The most frames a message may have (default: no limit; more: 1008): ws's `maxFragments`. */
+  maxFragments?: number;
+  /** The most chunks a frame's payload may arrive in (default: no limit; more: 1008): ws's `maxBufferedChunks`. */
+  maxFrameChunks?: number;
+  /** A failure's close frame carries the error's message (default true); ws sends the code alone. */
+  failureReasons?: boolean;
+}
+
 /** A token-bucket rate limit on received messages (see `ConnectionSettings.messageRate`). */
 export interface MessageRateLimit {
   /** Sustained messages per second. */
@@ -103,6 +125,14 @@ export interface ResolvedSettings {
   readonly rate: number;
   readonly burst: number;
   readonly dropOverRate: boolean;
+  readonly autoPong: boolean;
+  readonly skipUtf8Validation: boolean;
+  readonly rethrowHandlerErrors: boolean;
+  /** 0: no limit. */
+  readonly maxFragments: number;
+  /** 0: no limit. */
+  readonly maxFrameChunks: number;
+  readonly failureReasons: boolean;
 }
 
 /** Resolved settings by settings object: a route's connections share one (no per-connection copies). */
@@ -121,7 +151,7 @@ function slowConsumerCloseCode(code: number | undefined): number {
  * @internal The settings with defaults applied, computed once per settings object.
  * @throws RangeError when `messageRate.perSecond` is not > 0, or `slowConsumerCloseCode` is not 1008 or 3000–4999.
  */
-export function resolveSettings(settings: ConnectionSettings): ResolvedSettings {
+export function resolveSettings(settings: ConnectionSettings & EngineSettings): ResolvedSettings {
   let resolved = resolvedSettings.get(settings);
   if (resolved) return resolved;
   const limit = settings.messageRate;
@@ -143,6 +173,12 @@ export function resolveSettings(settings: ConnectionSettings): ResolvedSettings 
     rate: limit ? limit.perSecond / 1000 : 0,
     burst: limit ? Math.max(1, limit.burst ?? limit.perSecond) : 0,
     dropOverRate: limit?.onExceed === 'drop',
+    autoPong: settings.autoPong ?? true,
+    skipUtf8Validation: settings.skipUtf8Validation ?? false,
+    rethrowHandlerErrors: settings.rethrowHandlerErrors ?? false,
+    maxFragments: settings.maxFragments ?? 0,
+    maxFrameChunks: settings.maxFrameChunks ?? 0,
+    failureReasons: settings.failureReasons ?? true,
   };
   resolvedSettings.set(settings, resolved);
   return resolved;

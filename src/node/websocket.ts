@@ -8,7 +8,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { CloseCode, State, type Side } from '../protocol/constants.js';
-import { Connection } from '../protocol/connection.js';
+import { Connection, type MaskingKeySource } from '../protocol/connection.js';
 import { InvalidStateError, type ProtocolError } from '../protocol/errors.js';
 import type { MessageCodec } from '../protocol/extension.js';
 import type { TrafficCounters } from './counters.js';
@@ -46,6 +46,8 @@ export interface WebSocketOptions<Data = unknown> extends ConnectionSettings {
   settings?: ConnectionSettings;
   /** Counters to add this connection's traffic to (e.g. a server's statistics). */
   counters?: TrafficCounters;
+  /** @internal A client's own masking-key source (ws's `generateMask`); default: the engine's CSPRNG pool. */
+  maskingKeys?: MaskingKeySource;
 }
 
 /** Options of one `send`. */
@@ -130,7 +132,18 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     this.tokens = this.cfg.burst;
     this.tokensAt = performance.now();
     this.connection = new Connection(
-      { side: options.side, codec: options.codec, maxMessageSize: this.cfg.maxMessageSize, validateUtf8: isUtf8 },
+      {
+        side: options.side,
+        codec: options.codec,
+        maxMessageSize: this.cfg.maxMessageSize,
+        validateUtf8: isUtf8,
+        autoPong: this.cfg.autoPong,
+        skipUtf8Validation: this.cfg.skipUtf8Validation,
+        maxFragments: this.cfg.maxFragments,
+        maxFrameChunks: this.cfg.maxFrameChunks,
+        failureReasons: this.cfg.failureReasons,
+        maskingKeys: options.maskingKeys,
+      },
       this,
     );
     // Without `attach`, the public signature holds: a net.Socket, a Transport as it is.
@@ -258,6 +271,53 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     this.connection.sendClose(code, reason);
     this.flush();
     this.armCloseTimer();
+  }
+
+  /**
+   * @internal ws's `send`: one data frame, or the next fragment of a message begun with
+   * `fin: false` (its type is the first fragment's). `callback` runs once the bytes reached the
+   * kernel, or with the error if they cannot; without one the write joins the loop pass's batch.
+   * The caller has checked that the connection is open.
+   */
+  sendFrame(data: Uint8Array, binary: boolean, fin: boolean, compress: boolean, callback: WriteCallback | undefined): void {
+    const connection = this.connection;
+    if (connection.sendingFragment) connection.sendContinuation(data, fin);
+    else if (binary) connection.sendBinary(data, frameOptions(fin, compress));
+    else connection.sendText(data, frameOptions(fin, compress));
+    this.countOut(data.length);
+    if (callback) this.flushWith(callback);
+    else this.afterSend();
+  }
+
+  /**
+   * @internal ws's `ping`/`pong`: a control frame (at most 125 bytes, checked by the caller) with
+   * a write callback as `sendFrame`. The caller has checked that the connection is open.
+   */
+  sendControl(ping: boolean, data: Uint8Array, callback: WriteCallback | undefined): void {
+    if (ping) this.connection.sendPing(data);
+    else this.connection.sendPong(data);
+    if (callback) this.flushWith(callback);
+    else this.afterSend();
+  }
+
+  /**
+   * @internal ws's `close`: without a code the close frame is empty (the peer sees 1005), where
+   * `close()` sends 1000. Same close timer. Does nothing once closing.
+   */
+  closeFrame(code: number | undefined, reason: string): void {
+    if (!this.isOpen()) return;
+    this.connection.sendClose(code, reason);
+    this.flush();
+    this.armCloseTimer();
+  }
+
+  /**
+   * @internal ws's `close()` once closing: end our side of the transport after what the engine
+   * has queued (e.g. the close frame of a failure still being handled) is written.
+   */
+  endTransport(): void {
+    this.flush();
+    if (this.transport.writable) this.transport.end();
   }
 
   /** Close the socket at once, without a closing handshake (the peer sees 1006). */
@@ -491,6 +551,19 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     if (this.connection.shouldCloseTransport && transport.writable) transport.end();
   }
 
+  /**
+   * Write now, with `callback` after the write (the engine has just queued a frame). A transport
+   * that no longer takes writes gets nothing, and the callback its error on the next tick, as a
+   * stream's write callback would.
+   */
+  private flushWith(callback: WriteCallback): void {
+    const chunks = this.connection.dataToSend();
+    const transport = this.transport;
+    if (transport.writable && chunks.length > 0) writeChunks(transport, chunks, callback);
+    else process.nextTick(callback, transport.writable ? null : new InvalidStateError('the socket is closed'));
+    if (this.connection.shouldCloseTransport && transport.writable) transport.end();
+  }
+
   /** A write completed while a drain was awaited. */
   private written(): void {
     if (this.transport.writableLength <= this.cfg.lowWaterMark) this.drained();
@@ -549,6 +622,8 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
 
   /** @internal A user handler failed (see `invokeHandler`): report it, and close with 1011 rather than crash the process. */
   handlerFailed(name: HandlerName, error: unknown): void {
+    // The ws-compatible module: a listener's exception is the caller's, as in ws.
+    if (this.cfg.rethrowHandlerErrors) throw error;
     reportHandlerFailure(this, this.handlers, this.logger, name, error);
     if (this.isOpen()) {
       this.connection.fail(CloseCode.InternalError, 'internal error');
@@ -556,6 +631,17 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
       this.armCloseTimer();
     }
   }
+}
+
+/** The engine's frame options for `sendFrame`, one shared object per combination (no allocation per send). */
+const FRAME_OPTIONS = [
+  { fin: false, compress: false },
+  { fin: false, compress: true },
+  { fin: true, compress: false },
+  { fin: true, compress: true },
+] as const;
+function frameOptions(fin: boolean, compress: boolean): { fin: boolean; compress: boolean } {
+  return FRAME_OPTIONS[(fin ? 2 : 0) + (compress ? 1 : 0)];
 }
 
 function destroyOnTimeout(transport: Transport): void {

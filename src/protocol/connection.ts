@@ -29,7 +29,7 @@ export interface ConnectionHandler {
    * reused by the engine, so it may be kept.
    */
   onMessage(data: Uint8Array, binary: boolean): void;
-  /** A ping arrived; the engine has already queued the pong (RFC 6455 §5.5.2). */
+  /** A ping arrived; the engine has already queued the pong (RFC 6455 §5.5.2), unless `autoPong` is false. */
   onPing(data: Uint8Array): void;
   /** A pong arrived (solicited or not, RFC 6455 §5.5.3). */
   onPong(data: Uint8Array): void;
@@ -60,6 +60,46 @@ export interface ConnectionOptions {
   validateUtf8?: (data: Uint8Array) => boolean;
   /** Start in CONNECTING (until `accept()`), for hosts that run the engine before the handshake ends. */
   connecting?: boolean;
+  /**
+   * Answer each ping with a pong carrying its data (RFC 6455 §5.5.2), default true. With false
+   * pings are only reported (`onPing`) and the host answers them itself, or not (ws's `autoPong`).
+   */
+  autoPong?: boolean;
+  /**
+   * Deliver text messages and close reasons without checking that they are UTF-8 (ws's
+   * `skipUTF8Validation`), default false. Only for peers that are trusted to send valid UTF-8:
+   * RFC 6455 §8.1 requires the check. An invalid close reason is then decoded with U+FFFD.
+   */
+  skipUtf8Validation?: boolean;
+  /**
+   * Where a client's masking keys come from (default: the engine's pool of CSPRNG bytes). Only
+   * for a host that must choose them, as ws's `generateMask` does, e.g. tests that read the
+   * frames on the wire: RFC 6455 §5.3 wants keys an attacker cannot predict. `next()` returns 4
+   * bytes that are used at once (before the next call). Ignored on a server (it does not mask).
+   */
+  maskingKeys?: MaskingKeySource;
+  /**
+   * The most frames one message may have (default: no limit); one more fails the connection
+   * with 1008 (`ERR_MESSAGE_TOO_BIG`): each frame costs a piece held until the message ends.
+   */
+  maxFragments?: number;
+  /**
+   * The most transport chunks one frame's payload may arrive in (default: no limit); one more
+   * fails the connection with 1008 (`ERR_MESSAGE_TOO_BIG`): a peer trickling a large frame in
+   * tiny chunks would otherwise make the engine hold a piece per chunk.
+   */
+  maxFrameChunks?: number;
+  /**
+   * Give the close frame of a failure the error's message as its reason (default true, for the
+   * peer's logs). False sends the close code alone, as ws does.
+   */
+  failureReasons?: boolean;
+}
+
+/** A source of client masking keys (`ConnectionOptions.maskingKeys`). */
+export interface MaskingKeySource {
+  /** 4 bytes of masking key, read at once by the engine (the same array may be returned each time). */
+  next(): Uint8Array;
 }
 
 /** Options of one outgoing data frame. */
@@ -80,6 +120,11 @@ const EMPTY = new Uint8Array(0);
 const NO_CHUNKS: Uint8Array[] = [];
 
 const maskKeys = new MaskKeySource();
+
+/** The validator of `skipUtf8Validation`: every text message passes. */
+const acceptAnyText = (): boolean => true;
+/** Decodes close reasons that were not validated (`skipUtf8Validation`), created on first need. */
+let lenientDecoder: TextDecoder | undefined;
 
 /** The masking key of the frame being unmasked, as bytes for `applyMask` (shared: unmasking is synchronous). */
 const MASK_BYTES = new Uint8Array(4);
@@ -106,6 +151,17 @@ export class Connection {
   private readonly codec: MessageCodec | undefined;
   private readonly validateUtf8: (data: Uint8Array) => boolean;
   private readonly handler: ConnectionHandler;
+  private readonly autoPong: boolean;
+  /**
+   * The opcode whose messages are validated as UTF-8 as they arrive: Text, or -1 (no opcode)
+   * with `skipUtf8Validation`, so skipping costs the slow lane no extra test.
+   */
+  private readonly validatedOpcode: number;
+  /** A custom masking-key source, or undefined for the engine's pool (the usual case, kept monomorphic). */
+  private readonly maskingKeys: MaskingKeySource | undefined;
+  private readonly maxFragments: number;
+  private readonly maxFrameChunks: number;
+  private readonly failureReasons: boolean;
 
   private _state: State;
   private output: Uint8Array[] = [];
@@ -124,11 +180,15 @@ export class Connection {
   private payloadLength = 0;
   private payloadOffset = 0;
   private controlParts: Uint8Array[] = NO_CHUNKS;
+  /** Chunks the current frame's payload has arrived in so far (`maxFrameChunks`). */
+  private framePieces = 0;
 
   // Message reassembly state (RFC 6455 §5.4).
   private messageOpcode = 0;
   private messageCompressed = false;
   private messageSize = 0;
+  /** Frames of the current message so far (`maxFragments`). */
+  private messageFrames = 0;
   private parts: Uint8Array[] = NO_CHUNKS;
   /** Incremental UTF-8 state of a text message that arrives in pieces (created on first need). */
   private utf8: Utf8Validator | undefined;
@@ -153,7 +213,15 @@ export class Connection {
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.maxFrameSize = options.maxFrameSize ?? this.maxMessageSize;
     this.codec = options.codec;
-    this.validateUtf8 = options.validateUtf8 ?? isValidUtf8;
+    const skipUtf8 = options.skipUtf8Validation === true;
+    this.validateUtf8 = skipUtf8 ? acceptAnyText : (options.validateUtf8 ?? isValidUtf8);
+    this.validatedOpcode = skipUtf8 ? -1 : Opcode.Text;
+    this.autoPong = options.autoPong ?? true;
+    this.maskingKeys = options.side === 'client' ? options.maskingKeys : undefined;
+    // 0 (or a negative number) means no limit, as ws reads its maxFragments/maxBufferedChunks.
+    this.maxFragments = options.maxFragments !== undefined && options.maxFragments > 0 ? options.maxFragments : Infinity;
+    this.maxFrameChunks = options.maxFrameChunks !== undefined && options.maxFrameChunks > 0 ? options.maxFrameChunks : Infinity;
+    this.failureReasons = options.failureReasons ?? true;
     this.handler = handler;
     this._state = options.connecting ? State.Connecting : State.Open;
   }
@@ -181,6 +249,11 @@ export class Connection {
   /** Whether a close frame has been sent. */
   get closing(): boolean {
     return this.closeSent;
+  }
+
+  /** Whether a message sent with `fin: false` awaits its last fragment (`sendContinuation`). */
+  get sendingFragment(): boolean {
+    return this.sendingFragmented;
   }
 
   /**
@@ -306,7 +379,8 @@ export class Connection {
   }
 
   private failWith(error: ProtocolError): void {
-    this.fail(error.closeCode, error.message.length <= 123 ? error.message : '');
+    // A reason is at most 123 bytes (RFC 6455 §5.5); the engine's messages are ASCII.
+    this.fail(error.closeCode, this.failureReasons && error.message.length <= 123 ? error.message : '');
     this.handler.onProtocolError(error);
   }
 
@@ -315,6 +389,10 @@ export class Connection {
   private parse(chunk: Uint8Array): void {
     const length = chunk.length;
     let pos = 0;
+    // One more chunk of a payload that already arrived in the most chunks allowed.
+    if (this.parseState === PARSE_PAYLOAD && this.framePieces >= this.maxFrameChunks) {
+      throw new ProtocolError('ERR_MESSAGE_TOO_BIG', CloseCode.PolicyViolation, `frame payload in more than ${this.maxFrameChunks} chunks`);
+    }
     while (pos < length) {
       if (this.parseState === PARSE_HEADER) {
         let src: Uint8Array;
@@ -364,11 +442,13 @@ export class Connection {
         } else {
           this.parseState = PARSE_PAYLOAD;
           this.payloadOffset = 0;
+          this.framePieces = 0;
         }
       } else {
         const take = Math.min(this.payloadLength - this.payloadOffset, length - pos);
         const piece = chunk.subarray(pos, pos + take);
         pos += take;
+        this.framePieces++;
         if (this.masked) applyMask(piece, maskBytes(this.maskWord), this.payloadOffset);
         this.payloadOffset += take;
         const last = this.payloadOffset === this.payloadLength;
@@ -397,7 +477,7 @@ export class Connection {
       // RFC 6455 §5.5: control frames must not be fragmented and carry at most 125 bytes.
       if (!fin) throw protocolError('ERR_FRAGMENTED_CONTROL', 'control frames must not be fragmented');
       if ((b1 & 0x7f) > MAX_CONTROL_PAYLOAD) {
-        throw protocolError('ERR_CONTROL_TOO_LONG', 'control frame payload exceeds 125 bytes');
+        throw protocolError('ERR_CONTROL_TOO_LONG', `control frame payload length ${b1 & 0x7f} exceeds 125 bytes`);
       }
       // RFC 7692 §6.1: RSV1 belongs to data frames only.
       if (rsv1) throw protocolError('ERR_RESERVED_BITS', 'RSV1 must be clear on control frames');
@@ -411,7 +491,7 @@ export class Connection {
         if (rsv1) throw protocolError('ERR_RESERVED_BITS', 'RSV1 must be clear on continuation frames');
       } else {
         if (this.messageOpcode !== 0) {
-          throw protocolError('ERR_EXPECTED_CONTINUATION', 'new message started before the previous one ended');
+          throw protocolError('ERR_EXPECTED_CONTINUATION', `new message (opcode ${opcode}) started before the previous one ended`);
         }
         if (rsv1 && !this.codec) throw protocolError('ERR_RESERVED_BITS', 'RSV1 set but no extension was negotiated');
       }
@@ -453,6 +533,9 @@ export class Connection {
       if (this.opcode !== Opcode.Continuation) {
         this.messageOpcode = this.opcode;
         this.messageCompressed = this.rsv1;
+        this.messageFrames = 1;
+      } else if (++this.messageFrames > this.maxFragments) {
+        throw new ProtocolError('ERR_MESSAGE_TOO_BIG', CloseCode.PolicyViolation, `message of more than ${this.maxFragments} fragments`);
       }
       // Uncompressed sizes are known now: refuse before reading the payload.
       if (!this.messageCompressed && this.messageSize + length > this.maxMessageSize) {
@@ -479,7 +562,7 @@ export class Connection {
     }
     this.messageSize += data.length;
     // RFC 6455 §8.1 and Autobahn 6.4: validate text as it arrives and fail at the first bad byte.
-    if (this.messageOpcode === Opcode.Text && !(this.utf8 ??= new Utf8Validator()).write(data)) {
+    if (this.messageOpcode === this.validatedOpcode && !(this.utf8 ??= new Utf8Validator()).write(data)) {
       throw new ProtocolError('ERR_INVALID_UTF8', CloseCode.InvalidFramePayloadData, 'invalid UTF-8 in a text message');
     }
     if (data.length > 0) {
@@ -487,7 +570,7 @@ export class Connection {
       this.parts.push(data);
     }
     if (messageEnd) {
-      if (this.messageOpcode === Opcode.Text && !this.utf8!.end()) {
+      if (this.messageOpcode === this.validatedOpcode && !this.utf8!.end()) {
         throw new ProtocolError('ERR_INVALID_UTF8', CloseCode.InvalidFramePayloadData, 'text message ends inside a UTF-8 sequence');
       }
       const binary = this.messageOpcode === Opcode.Binary;
@@ -516,7 +599,7 @@ export class Connection {
   private receiveControl(opcode: number, payload: Uint8Array): void {
     if (opcode === Opcode.Ping) {
       // RFC 6455 §5.5.2: answer with a pong carrying the same data, unless we are closing.
-      if (!this.closeSent) this.queueFrame(Opcode.Pong, payload, true, false);
+      if (!this.closeSent && this.autoPong) this.queueFrame(Opcode.Pong, payload, true, false);
       this.handler.onPing(payload);
     } else if (opcode === Opcode.Pong) {
       this.handler.onPong(payload);
@@ -535,10 +618,13 @@ export class Connection {
       code = (payload[0] << 8) | payload[1];
       if (!isValidCloseCode(code)) throw protocolError('ERR_INVALID_CLOSE_CODE', `invalid close code ${code}`);
       const reasonBytes = payload.subarray(2);
-      if (!isValidUtf8(reasonBytes)) {
+      if (this.validatedOpcode === -1) {
+        reason = (lenientDecoder ??= new TextDecoder('utf-8', { ignoreBOM: true })).decode(reasonBytes);
+      } else if (!isValidUtf8(reasonBytes)) {
         throw new ProtocolError('ERR_INVALID_UTF8', CloseCode.InvalidFramePayloadData, 'invalid UTF-8 in the close reason');
+      } else {
+        reason = decodeUtf8(reasonBytes);
       }
-      reason = decodeUtf8(reasonBytes);
     }
     this.closeReceivedCode = code;
     this.closeReceivedReason = reason;
@@ -600,7 +686,7 @@ export class Connection {
   }
 
   private queueFrame(opcode: number, payload: Uint8Array, fin: boolean, rsv1: boolean): void {
-    const maskKey = this.side === 'client' ? maskKeys.next() : undefined;
+    const maskKey = this.side === 'client' ? (this.maskingKeys === undefined ? maskKeys.next() : this.maskingKeys.next()) : undefined;
     if (payload.length <= COPY_LIMIT) {
       this.writeToArena(opcode, payload, fin, rsv1, maskKey);
     } else if (maskKey) {

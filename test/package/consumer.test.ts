@@ -79,6 +79,14 @@ test('CommonJS: require() of every subpath but the brokers, and a server and cli
   assert.equal((await ok(process.execPath, ['cjs.cjs'], app())).trim(), 'echo cjs');
 });
 
+test("duplex-ws/ws: require() gives the WebSocket class as require('ws') does, and ws-style code runs", async () => {
+  assert.equal((await ok(process.execPath, ['ws-cjs.cjs'], app())).trim(), 'ws cjs false');
+});
+
+test("duplex-ws/ws: import WebSocket, { WebSocketServer } as from ws's ESM wrapper, and ws-style code runs", async () => {
+  assert.equal((await ok(process.execPath, ['ws-esm.mjs'], app())).trim(), 'ws esm false');
+});
+
 for (const [subpath, peer] of [
   ['duplex-ws/hub/redis', 'redis'],
   ['duplex-ws/hub/nats', 'nats'],
@@ -139,7 +147,7 @@ test('with redis and nats installed: every subpath in ESM and CommonJS, and stri
         // Check the published declarations themselves, not only their use.
         skipLibCheck: false,
       },
-      files: ['types.mts', 'types.cts'],
+      files: ['types.mts', 'types.cts', 'ws-types.mts', 'ws-types.cts'],
     }),
   );
   const tsc = await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], app());

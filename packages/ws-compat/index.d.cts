@@ -1,0 +1,2 @@
+import WebSocket = require('duplex-ws/ws');
+export = WebSocket;

@@ -1,0 +1,2 @@
+export * from 'duplex-ws/ws';
+export { default } from 'duplex-ws/ws';
