@@ -306,8 +306,15 @@ export class WebSocket extends TypedEmitter<WebSocketEvents> {
       if ('compress' in options) compress = !!options.compress;
       if ('fin' in options) fin = !!options.fin;
     }
-    const bytes = data ? (isBlob(data) ? data : toBytes(data)) : EMPTY_BUFFER;
-    if (this._pending !== undefined || isBlob(bytes)) {
+    // A Buffer (the echo and broadcast case: what `message` delivered) needs neither test nor conversion.
+    let bytes: Uint8Array;
+    if (Buffer.isBuffer(data)) bytes = data;
+    else if (isBlob(data)) {
+      this.enqueue(MESSAGE, data, binary, fin, compress, cb);
+      return;
+    } else bytes = data ? toBytes(data) : EMPTY_BUFFER;
+    if (this._pending !== undefined) {
+      // Behind a Blob being read: keep the order of sends.
       this.enqueue(MESSAGE, bytes, binary, fin, compress, cb);
       return;
     }
