@@ -282,3 +282,22 @@ test('bad requests to a route get the RFC 6455 status; a plain GET gets 426', { 
     await server.close();
   }
 });
+
+test('routes: a request target that is neither a path nor a URL (`*`) gets 400, not 404, with a log line', { timeout: 5000 }, async () => {
+  const { logger, lines } = captureLogger();
+  const server = new WebSocketServer({ logger }).route('/live', { handlers: {} });
+  const { port } = await server.listen(0);
+  try {
+    // `*` passes Node's HTTP parser (asterisk-form, RFC 7230 §5.3.4) but names no resource.
+    const answer = await rawExchange(
+      port,
+      'GET * HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.match(answer, /invalid request target "\*"/);
+    assert.ok(lines.some((l) => l.fields.status === 400), 'the refusal is logged');
+    assert.deepEqual(server.stats().rejections, { 400: 1 });
+  } finally {
+    await server.close();
+  }
+});

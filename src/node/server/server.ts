@@ -167,10 +167,15 @@ export class WebSocketServer<Data = undefined> {
    * Handle an upgrade request from your own `upgrade` listener. Returns false, without
    * touching the socket, when no route matches the path (answer it, or pass it on); true
    * when the request was taken: then it is answered (101, or an HTTP error) by this server.
+   * A request target that is neither a path nor an absolute URL is answered with 400.
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = requestUrl(req);
-    if (!url) return false;
+    if (!url) {
+      // Neither a path nor an absolute URL (e.g. `GET abc`): a malformed request, not a missing route.
+      this.refuse(socket, req, { status: 400, message: `invalid request target ${JSON.stringify(pathOf(req).slice(0, 64))}` });
+      return true;
+    }
     const match = this.router.match(url.pathname);
     let route: ResolvedRoute;
     let params: Record<string, string>;
