@@ -67,6 +67,7 @@ interface DeferredEvent {
 
 /** A send held behind a Blob being read, so that the order of sends is kept (as ws). */
 interface PendingSend {
+  /** MESSAGE, PING, PONG, or CLOSE_FRAME (a `close()` made while a Blob was being read: it waits its turn, as in ws). */
   kind: number;
   data: Uint8Array | Blob;
   binary: boolean;
@@ -74,6 +75,19 @@ interface PendingSend {
   compress: boolean;
   cb: SendCallback | undefined;
   reading: boolean;
+  /** CLOSE_FRAME only: the code and reason of the close frame. */
+  code?: number | undefined;
+  reason?: string;
+}
+
+/** The kind of a queued close frame (beside the event kinds of `./inner.ts`). */
+const CLOSE_FRAME = 4;
+
+/** The bytes a queued send holds (a Blob: its size), for `bufferedAmount` as ws counts its sender queue. */
+function pendingBytes(pending: readonly PendingSend[] | undefined): number {
+  let bytes = 0;
+  if (pending) for (const item of pending) bytes += isBlob(item.data) ? item.data.size : item.data.byteLength;
+  return bytes;
 }
 
 /** The defaults ws's constructor itself applies to a client's options (the handshake applies the rest). */
@@ -236,7 +250,7 @@ export class WebSocket extends TypedEmitter<WebSocketEvents> {
 
   /** Bytes queued but not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return (this._inner === undefined ? 0 : this._inner.bufferedAmount) + this._afterCloseBytes;
+    return (this._inner === undefined ? 0 : this._inner.bufferedAmount) + pendingBytes(this._pending) + this._afterCloseBytes;
   }
 
   /** The names of the negotiated extensions ('permessage-deflate' or ''). */
@@ -372,6 +386,11 @@ export class WebSocket extends TypedEmitter<WebSocketEvents> {
       }
     }
     this._readyState = CLOSING;
+    if (this._pending !== undefined) {
+      // Sends made before this close wait for a Blob to be read: the close frame goes after them.
+      this._pending.push({ kind: CLOSE_FRAME, data: EMPTY_BUFFER, binary: false, fin: true, compress: false, cb: undefined, reading: false, code, reason: text });
+      return;
+    }
     inner.closeFrame(code, text);
   }
 
@@ -644,7 +663,7 @@ export class WebSocket extends TypedEmitter<WebSocketEvents> {
   private pump(): void {
     const pending = this._pending!;
     while (pending.length > 0) {
-      const next = pending[0];
+      const next = pending[0]!;
       if (isBlob(next.data)) {
         if (!next.reading) {
           next.reading = true;
@@ -653,26 +672,42 @@ export class WebSocket extends TypedEmitter<WebSocketEvents> {
               next.data = Buffer.from(buffer);
               this.pump();
             },
-            (error: unknown) => {
-              pending.shift();
-              if (next.cb) next.cb(error instanceof Error ? error : new Error(String(error)));
-              this.pump();
-            },
+            (error: unknown) => this.blobFailed(error instanceof Error ? error : new Error(String(error))),
           );
         }
         return;
       }
       pending.shift();
-      const state = this.readyState;
-      if (state !== OPEN) {
-        if (next.cb) process.nextTick(next.cb, notOpen(state));
+      const inner = this._inner;
+      // What was queued while OPEN still goes out after a later close(), before its close frame
+      // (ws's sender queue); only a socket that closed meanwhile refuses it.
+      if (inner === undefined || inner.readyState !== OPEN || inner.connection.closing || !inner.rawSocket.writable) {
+        if (next.cb) process.nextTick(next.cb, new Error('The socket was closed while the blob was being read'));
       } else if (next.kind === MESSAGE) {
-        this._inner!.sendFrame(next.data, next.binary, next.fin, next.compress, next.cb as WriteCallback | undefined);
+        inner.sendFrame(next.data, next.binary, next.fin, next.compress, next.cb as WriteCallback | undefined);
+      } else if (next.kind === CLOSE_FRAME) {
+        inner.closeFrame(next.code, next.reason ?? '');
       } else {
-        this._inner!.sendControl(next.kind === PING, next.data, next.cb as WriteCallback | undefined);
+        inner.sendControl(next.kind === PING, next.data, next.cb as WriteCallback | undefined);
       }
     }
     this._pending = undefined;
+  }
+
+  /**
+   * A Blob could not be read: as ws, every queued send's callback gets the error, `error` is
+   * emitted (once), and the socket is ended (the peer sees 1006).
+   */
+  private blobFailed(error: Error): void {
+    const pending = this._pending ?? [];
+    this._pending = undefined;
+    for (const item of pending) if (item.cb) item.cb(error);
+    if (this._readyState === OPEN) this._readyState = CLOSING;
+    this._inner?.endTransport();
+    if (!this._errorEmitted) {
+      this._errorEmitted = true;
+      this.emit('error', error);
+    }
   }
 
   private abortHandshake(message: string): void {

@@ -677,3 +677,47 @@ describe('fix round: ws 8.23 parity', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 });
+
+describe('Blob sends, in order (ws\'s sender queue)', () => {
+  test('close() right after send(blob): the blobs go out first, then the close frame; bufferedAmount counts them meanwhile', async () => {
+    const { ws, client, done } = await pair();
+    const got: string[] = [];
+    client.on('message', (data) => got.push(String(data)));
+    ws.send(new Blob(['foo']));
+    ws.send('bar');
+    assert.equal(ws.bufferedAmount, 6, 'queued behind the Blob: 3 + 3 bytes');
+    ws.close(1000, 'bye');
+    assert.equal(ws.readyState, WebSocket.CLOSING);
+    const [code, reason] = await wsClosed(client);
+    assert.deepEqual(got, ['foo', 'bar']);
+    assert.equal(code, 1000);
+    assert.equal(reason, 'bye');
+    await done();
+  });
+
+  test('a Blob that cannot be read: every queued callback and one error event get its error; the socket ends', async () => {
+    const { ws, client, done } = await pair();
+    const bad = new Blob(['x']);
+    const failure = new DOMException('cannot read', 'NotReadableError');
+    bad.arrayBuffer = () => Promise.reject(failure);
+    const errors: unknown[] = [];
+    const callbacks: unknown[] = [];
+    ws.on('error', (error) => errors.push(error));
+    ws.send(bad, (error) => callbacks.push(error));
+    ws.send('after', (error) => callbacks.push(error));
+    const [code] = await wsClosed(client);
+    assert.equal(code, 1006);
+    assert.deepEqual(callbacks, [failure, failure]);
+    assert.deepEqual(errors, [failure]);
+    await done();
+  });
+
+  test('terminate() while a Blob is read: its callback says the socket closed meanwhile', async () => {
+    const { ws, done } = await pair();
+    const result = new Promise<Error | undefined>((resolve) => ws.send(new Blob(['late']), resolve));
+    ws.terminate();
+    const error = await result;
+    assert.equal(error?.message, 'The socket was closed while the blob was being read');
+    await done();
+  });
+});
