@@ -285,7 +285,7 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     else if (binary) connection.sendBinary(data, frameOptions(fin, compress));
     else connection.sendText(data, frameOptions(fin, compress));
     this.countOut(data.length);
-    if (callback) this.flushWith(callback);
+    if (callback) this.flush(callback);
     else this.afterSend();
   }
 
@@ -296,7 +296,7 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
   sendControl(ping: boolean, data: Uint8Array, callback: WriteCallback | undefined): void {
     if (ping) this.connection.sendPing(data);
     else this.connection.sendPong(data);
-    if (callback) this.flushWith(callback);
+    if (callback) this.flush(callback);
     else this.afterSend();
   }
 
@@ -538,7 +538,9 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
 
   /**
    * Write what the engine queued, as one write (see `writeChunks`). While a drain is awaited,
-   * writes report back so `drain` fires at the low watermark.
+   * writes report back so `drain` fires at the low watermark. `callback` runs after the write; when
+   * there is nothing to write or the transport no longer takes writes, on the next tick (never
+   * synchronously, as a stream's write callback), with the error in the second case.
    */
   private flush(callback?: WriteCallback): void {
     const chunks = this.connection.dataToSend();
@@ -546,21 +548,8 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     if (chunks.length > 0 && transport.writable) {
       writeChunks(transport, chunks, callback ?? (this.needDrain ? (this.onWritten ??= this.written.bind(this)) : undefined));
     } else if (callback) {
-      callback(transport.writable ? null : new InvalidStateError('the socket is closed'));
+      process.nextTick(callback, transport.writable ? null : new InvalidStateError('the socket is closed'));
     }
-    if (this.connection.shouldCloseTransport && transport.writable) transport.end();
-  }
-
-  /**
-   * Write now, with `callback` after the write (the engine has just queued a frame). A transport
-   * that no longer takes writes gets nothing, and the callback its error on the next tick, as a
-   * stream's write callback would.
-   */
-  private flushWith(callback: WriteCallback): void {
-    const chunks = this.connection.dataToSend();
-    const transport = this.transport;
-    if (transport.writable && chunks.length > 0) writeChunks(transport, chunks, callback);
-    else process.nextTick(callback, transport.writable ? null : new InvalidStateError('the socket is closed'));
     if (this.connection.shouldCloseTransport && transport.writable) transport.end();
   }
 
