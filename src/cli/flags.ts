@@ -66,7 +66,7 @@ export const ECHO_FLAGS = {
     value: 'BYTES',
     default: DEFAULT_MAX_MESSAGE_SIZE,
     range: { min: 1, max: 2 ** 31, integer: true },
-    description: 'larger messages are refused with close code 1009\n(default {default}, 100 MiB)',
+    description: 'larger messages are refused with close code 1009\n(default {default}, 1 MiB)',
   },
 } as const satisfies Flags;
 

@@ -41,6 +41,8 @@ import {
 /** RFC 7692 §7.2.1: the empty stored block a sync flush ends with; removed when sending, re-added on receipt (§7.2.2). */
 const TAIL = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
 
+const EMPTY = new Uint8Array(0);
+
 /** Output is produced into this many bytes at a time (zlib's writes are bounded by it). */
 const CHUNK_SIZE = 64 * 1024;
 
@@ -93,6 +95,11 @@ class SyncZlib {
   private readonly state: Uint32Array;
   private error: string | undefined;
   private ended = false;
+  /** Where `run` stopped at its budget with output still to come: `more()` goes on from here. */
+  private rest: Uint8Array | undefined;
+  private restOffset = 0;
+  private restLength = 0;
+  private restFlush = 0;
 
   constructor(
     readonly inflate: boolean,
@@ -128,14 +135,17 @@ class SyncZlib {
    * Feed `input` with `flush` and append the output to `pieces`. Returns the bytes produced.
    * Stops and returns as soon as more than `limit` bytes were produced (at most one byte more:
    * each write is capped at what is left), so a decompression bomb costs `limit` bytes.
+   * Stops too once `budget` bytes were produced while zlib has more to give (`pending`); `more()`
+   * then goes on where it stopped, so a large inflate can be spread over several loop passes.
    * Throws the zlib error message as an `Error`.
    */
-  run(input: Uint8Array, flush: number, limit: number): number {
+  run(input: Uint8Array, flush: number, limit: number, budget = Number.POSITIVE_INFINITY, offset = 0, length = input.length): number {
     const handle = this.handle;
     if (handle === undefined) throw new InvalidStateError('zlib context already closed');
+    this.rest = undefined;
     if (this.ended) return 0;
-    let inOff = 0;
-    let inLen = input.length;
+    let inOff = offset;
+    let inLen = length;
     let produced = 0;
     // Nothing may be produced: a write with no room would trip a native assertion (abort).
     if (limit < 0) return produced + 1;
@@ -153,7 +163,15 @@ class SyncZlib {
       }
       inOff += inLen - availIn;
       inLen = availIn;
-      if (availOut === 0) continue; // output buffer full: zlib has more to give
+      if (availOut === 0) {
+        // Output buffer full: zlib has more to give, now or after the budget's pause.
+        if (produced < budget) continue;
+        this.rest = input;
+        this.restOffset = inOff;
+        this.restLength = inLen;
+        this.restFlush = flush;
+        return produced;
+      }
       if (inLen > 0) {
         // Input left and room to spare: only inflate stops like that, after a block with BFINAL
         // set (RFC 7692 §7.2.3.4). The rest of the message (padding, the 00 00 ff ff we
@@ -164,6 +182,18 @@ class SyncZlib {
     }
   }
 
+  /** Whether the last `run` stopped at its budget with more output to come (see `more`). */
+  get pending(): boolean {
+    return this.rest !== undefined;
+  }
+
+  /** Go on with the input the last `run` stopped in (same `limit` and `budget` rules). */
+  more(limit: number, budget: number): number {
+    const rest = this.rest;
+    if (rest === undefined) return 0;
+    return this.run(rest, this.restFlush, limit, budget, this.restOffset, this.restLength);
+  }
+
   /** An inflated DEFLATE stream reached its final block; `reset()` before the next message. */
   get finished(): boolean {
     return this.ended;
@@ -172,11 +202,13 @@ class SyncZlib {
   reset(): void {
     this.handle?.reset();
     this.ended = false;
+    this.rest = undefined;
   }
 
   close(): void {
     this.handle?.close();
     this.handle = undefined;
+    this.rest = undefined;
   }
 }
 
@@ -210,8 +242,27 @@ function sharedContext(inflate: boolean, windowBits: number, level: number, memL
 }
 
 function dropShared(context: SyncZlib): void {
-  for (const [key, value] of sharedContexts) if (value === context) sharedContexts.delete(key);
+  unshare(context);
   context.close();
+}
+
+/**
+ * A shared context that stays in the middle of a message across calls (a large message done in
+ * slices) becomes the connection's own: the next message of any connection gets a new one.
+ */
+function unshare(context: SyncZlib): void {
+  for (const [key, value] of sharedContexts) if (value === context) sharedContexts.delete(key);
+}
+
+/** A context taken with `unshare` goes back to the pool after its message (or is freed if the pool has one). */
+function giveBack(context: SyncZlib, inflate: boolean, windowBits: number, level: number, memLevel: number): void {
+  const key = `${inflate ? 'i' : 'd'}${windowBits}/${level}/${memLevel}`;
+  if (sharedContexts.has(key)) {
+    context.close();
+  } else {
+    context.reset();
+    sharedContexts.set(key, context);
+  }
 }
 
 /**
@@ -252,8 +303,14 @@ class DeflateCodec implements MessageCodec {
   private deflater: SyncZlib | undefined;
   /** Our own inflate context: with inbound context takeover, or during a fragmented message. */
   private inflater: SyncZlib | undefined;
+  /** The deflate context of a message compressed in parts (`compressPart`), without context takeover. */
+  private partDeflater: SyncZlib | undefined;
   /** Bytes inflated so far for the message being received (limit checks span its frames). */
   private inflated = 0;
+  /** The last `decompress` stopped at its budget: the next call goes on with the same input. */
+  private resuming = false;
+  /** The 00 00 ff ff of the message's last frame is still to be inflated (RFC 7692 §7.2.2). */
+  private tailDue = false;
   private closed = false;
 
   constructor(side: Side, params: NegotiatedDeflate, options: PerMessageDeflateOptions) {
@@ -266,6 +323,39 @@ class DeflateCodec implements MessageCodec {
     this.outboundBits = deflateWindowBits(server ? params.serverMaxWindowBits : params.clientMaxWindowBits);
     this.inboundBits = server ? params.clientMaxWindowBits : params.serverMaxWindowBits;
     this.shareKey = `deflate:${this.outboundBits}:${this.level}:${this.memLevel}`;
+  }
+
+  get decompressing(): boolean {
+    return this.resuming;
+  }
+
+  compressPart(data: Uint8Array, fin: boolean): Uint8Array {
+    if (this.closed) throw new InvalidStateError('permessage-deflate codec used after close()');
+    let context = this.deflater ?? this.partDeflater;
+    if (context === undefined) {
+      if (this.outboundContextTakeover) {
+        context = this.deflater = new SyncZlib(false, this.outboundBits, this.level, this.memLevel);
+      } else {
+        // The context stays in the middle of this message between parts: take it out of the pool.
+        context = this.partDeflater = sharedContext(false, this.outboundBits, this.level, this.memLevel);
+        unshare(context);
+      }
+    }
+    let total: number;
+    try {
+      // Z_NO_FLUSH between parts: zlib keeps what it has not emitted yet; the last part ends the
+      // message with a sync flush (RFC 7692 §7.2.1), as `compress` does.
+      total = context.run(data, fin ? constants.Z_SYNC_FLUSH : constants.Z_NO_FLUSH, Number.POSITIVE_INFINITY);
+    } catch (error) {
+      pieces.length = 0;
+      this.releasePartDeflater(false);
+      throw error;
+    }
+    if (fin) this.releasePartDeflater(true);
+    if (total === 0) return EMPTY;
+    const out = takeOutput(total);
+    // §7.2.1: remove the 00 00 ff ff that the sync flush ended with.
+    return fin && out.length >= TAIL.length ? out.subarray(0, out.length - TAIL.length) : out;
   }
 
   compress(data: Uint8Array): Uint8Array {
@@ -295,9 +385,10 @@ class DeflateCodec implements MessageCodec {
     return out.subarray(0, out.length - TAIL.length);
   }
 
-  decompress(data: Uint8Array, fin: boolean, maxSize: number): Uint8Array {
+  decompress(data: Uint8Array, fin: boolean, maxSize: number, budget = Number.POSITIVE_INFINITY): Uint8Array {
     if (this.closed) throw new InvalidStateError('permessage-deflate codec used after close()');
     let context = this.inflater;
+    const resuming = this.resuming;
     // A whole message in one frame from a peer without context takeover needs no context of
     // its own; anything else (a fragment, or context takeover) does.
     const shared = context === undefined && fin && !this.inboundContextTakeover;
@@ -309,9 +400,18 @@ class DeflateCodec implements MessageCodec {
     const limit = maxSize - this.inflated;
     let total = 0;
     try {
-      total = context.run(data, constants.Z_SYNC_FLUSH, limit);
-      // §7.2.2: append 00 00 ff ff to the end of the message's payload, then inflate.
-      if (fin && total <= limit) total += context.run(TAIL, constants.Z_SYNC_FLUSH, limit - total);
+      if (resuming) {
+        total = context.more(limit, budget);
+      } else {
+        total = context.run(data, constants.Z_SYNC_FLUSH, limit, budget);
+        this.tailDue = fin;
+      }
+      // §7.2.2: append 00 00 ff ff to the end of the message's payload, then inflate. No budget
+      // check: once zlib took all the input with room to spare, the empty block adds nothing.
+      if (this.tailDue && !context.pending && total <= limit) {
+        this.tailDue = false;
+        total += context.run(TAIL, constants.Z_SYNC_FLUSH, limit - total, budget - total);
+      }
     } catch (error) {
       pieces.length = 0;
       this.failInflate(context, shared);
@@ -333,10 +433,25 @@ class DeflateCodec implements MessageCodec {
         `Message inflates to more than the ${maxSize}-byte limit; raise maxMessageSize to accept it`,
       );
     }
+    this.resuming = context.pending || this.tailDue;
+    if (this.resuming) {
+      // Stopped at the budget: the context holds this message's state until the next call.
+      if (shared) {
+        unshare(context);
+        this.inflater = context;
+      }
+      this.inflated += total;
+      return takeOutput(total);
+    }
     if (fin) {
       this.inflated = 0;
       if (shared || context.finished) context.reset();
-      if (!shared && !this.inboundContextTakeover) this.closeInflater(); // free it between messages
+      if (!shared && !this.inboundContextTakeover) {
+        // Nothing to keep between messages: the context of a fragmented (or sliced) message goes
+        // to the pool, or is freed if the pool has one.
+        giveBack(context, true, this.inboundBits, 0, 0);
+        this.inflater = undefined;
+      }
     } else {
       this.inflated += total;
     }
@@ -347,12 +462,25 @@ class DeflateCodec implements MessageCodec {
     this.closed = true;
     this.deflater?.close();
     this.deflater = undefined;
+    this.partDeflater?.close();
+    this.partDeflater = undefined;
     this.closeInflater();
+  }
+
+  /** The message compressed in parts ended (`reuse`) or failed: its pooled context goes back or is freed. */
+  private releasePartDeflater(reuse: boolean): void {
+    const context = this.partDeflater;
+    if (context === undefined) return;
+    this.partDeflater = undefined;
+    if (reuse) giveBack(context, false, this.outboundBits, this.level, this.memLevel);
+    else context.close();
   }
 
   /** After an error the zlib state is unusable: free it (the connection is failing anyway). */
   private failInflate(context: SyncZlib, shared: boolean): void {
     this.inflated = 0;
+    this.resuming = false;
+    this.tailDue = false;
     if (shared) dropShared(context);
     else this.closeInflater();
   }

@@ -10,8 +10,17 @@ import { CloseCode } from '../protocol/constants.js';
  * them; a client takes them in `connect()`'s options. Every one has a default.
  */
 export interface ConnectionSettings {
-  /** Largest message accepted, in bytes, after decompression (default 100 MiB, as ws); more → 1009. */
+  /**
+   * Largest message accepted, in bytes, after decompression (default 1 MiB, as python-websockets);
+   * more → 1009. What it costs: a peer can make its connection hold this much memory.
+   */
   maxMessageSize?: number;
+  /**
+   * Bytes of large-message work (inflating, compressing, joining a message's pieces) one
+   * connection does before the others get their turn (default 256 KiB; 0 = no slicing): see
+   * `Connection`'s `sliceSize`. Smaller is fairer and a little slower for the large messages.
+   */
+  sliceSize?: number;
   /** Deliver text messages as Buffers of validated UTF-8 instead of strings (saves a decode). */
   textAsBuffer?: boolean;
   /** How long to wait for the peer's side of the closing handshake, in ms (default 10 s). */
@@ -105,6 +114,8 @@ export const DEFAULT_SETTINGS = {
   maxBufferedAmount: C.maxBufferedAmount,
   /** Async iteration pauses the socket with 16 unread messages. */
   maxQueuedMessages: C.maxQueuedMessages,
+  /** 256 KiB of large-message work per turn. */
+  sliceSize: C.sliceSize,
 } as const;
 
 /** @internal `ConnectionSettings` with every default applied. */
@@ -133,6 +144,8 @@ export interface ResolvedSettings {
   /** 0: no limit. */
   readonly maxFrameChunks: number;
   readonly failureReasons: boolean;
+  /** 0: no slicing. */
+  readonly sliceSize: number;
 }
 
 /** Resolved settings by settings object: a route's connections share one (no per-connection copies). */
@@ -179,6 +192,7 @@ export function resolveSettings(settings: ConnectionSettings & EngineSettings): 
     maxFragments: settings.maxFragments ?? 0,
     maxFrameChunks: settings.maxFrameChunks ?? 0,
     failureReasons: settings.failureReasons ?? true,
+    sliceSize: settings.sliceSize ?? DEFAULT_SETTINGS.sliceSize,
   };
   resolvedSettings.set(settings, resolved);
   return resolved;

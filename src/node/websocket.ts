@@ -17,6 +17,7 @@ import { heartbeat } from './heartbeat.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { PreparedMessage } from './prepared-message.js';
 import { resolveSettings, type ConnectionSettings, type ResolvedSettings } from './settings.js';
+import { scheduleSlices } from './slices.js';
 import { attachNetSocket } from './transport/net.js';
 import type { AttachTransport, Transport, WriteCallback } from './transport/transport.js';
 import { beginBatch, deferWrite, endBatch, inBatch, writeChunks } from './write-batch.js';
@@ -108,6 +109,14 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
   private queue: MessageData[] | undefined;
   private reader: ((result: IteratorResult<MessageData, undefined>) => void) | undefined;
   private readPaused = false;
+  /** `pause()` is in effect. */
+  private userPaused = false;
+  /** Reading stopped while the engine's suspended input waits for its slices. */
+  private workPaused = false;
+  /** Queued for slices (`./slices.ts`). */
+  private sliced = false;
+  /** Write callbacks of sends that wait in the engine behind a large message being compressed. */
+  private slicedCallbacks: WriteCallback[] | undefined;
 
   /**
    * Binds an upgraded socket to a new engine. The server and `connect()` do this; call it
@@ -143,6 +152,7 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
         maxFrameChunks: this.cfg.maxFrameChunks,
         failureReasons: this.cfg.failureReasons,
         maskingKeys: options.maskingKeys,
+        sliceSize: this.cfg.sliceSize,
       },
       this,
     );
@@ -164,9 +174,12 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     return this.connection.state;
   }
 
-  /** Bytes handed to the socket but not yet to the kernel (framing included). */
+  /**
+   * Bytes handed to the socket but not yet to the kernel (framing included), plus messages
+   * accepted but not framed yet (behind a large message being compressed in slices).
+   */
   get bufferedAmount(): number {
-    return this.transport.writableLength;
+    return this.transport.writableLength + this.connection.pendingSendBytes;
   }
 
   /** The peer's address. */
@@ -327,12 +340,14 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
 
   /** Stop reading from the socket: the peer's writes back up (TCP flow control). */
   pause(): void {
+    this.userPaused = true;
     this.transport.pause();
   }
 
   /** Resume reading after `pause()`. */
   resume(): void {
-    if (!this.readPaused) this.transport.resume();
+    this.userPaused = false;
+    if (!this.readPaused && !this.workPaused) this.transport.resume();
   }
 
   /**
@@ -384,9 +399,9 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
   onPing(data: Uint8Array): void {
     // The engine queued a pong: a peer that pings without reading would grow our send buffer,
     // so pongs count against the same ceiling as sends (slow-consumer close, 1008).
-    if (this.transport.writableLength >= this.cfg.maxBufferedAmount && !this.connection.closing) {
+    if (this.bufferedAmount >= this.cfg.maxBufferedAmount && !this.connection.closing) {
       if (this.counters) this.counters.dropped++;
-      this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.transport.writableLength }, `slow consumer (pongs not read): closing with ${this.cfg.slowConsumerCloseCode}`);
+      this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.bufferedAmount }, `slow consumer (pongs not read): closing with ${this.cfg.slowConsumerCloseCode}`);
       this.connection.fail(this.cfg.slowConsumerCloseCode, 'slow consumer');
       this.armCloseTimer();
       return;
@@ -501,10 +516,10 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
   /** Whether a message may be queued now: the connection is open and the peer keeps up. */
   private admit(): boolean {
     if (!this.isOpen()) return false;
-    if (this.transport.writableLength < this.cfg.maxBufferedAmount) return true;
+    if (this.bufferedAmount < this.cfg.maxBufferedAmount) return true;
     if (this.counters) this.counters.dropped++;
     if (this.cfg.dropSlow) return false;
-    this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.transport.writableLength }, `slow consumer: closing with ${this.cfg.slowConsumerCloseCode}`);
+    this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.bufferedAmount }, `slow consumer: closing with ${this.cfg.slowConsumerCloseCode}`);
     this.connection.fail(this.cfg.slowConsumerCloseCode, 'slow consumer');
     this.flush();
     this.armCloseTimer();
@@ -531,7 +546,7 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     } else {
       this.flush();
     }
-    if (this.transport.writableLength < this.cfg.highWaterMark) return true;
+    if (this.bufferedAmount < this.cfg.highWaterMark) return true;
     this.needDrain = true;
     return false;
   }
@@ -543,7 +558,18 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
    * synchronously, as a stream's write callback), with the error in the second case.
    */
   private flush(callback?: WriteCallback): void {
-    const chunks = this.connection.dataToSend();
+    const connection = this.connection;
+    if (connection.pendingSendBytes > 0) {
+      // The message of this callback (or one before it) is not framed yet: it waits behind a
+      // large message being compressed, and so does its callback.
+      if (callback) (this.slicedCallbacks ??= []).push(callback);
+      callback = undefined;
+    } else if (this.slicedCallbacks !== undefined) {
+      callback = callAll(this.slicedCallbacks, callback);
+      this.slicedCallbacks = undefined;
+    }
+    if (connection.suspended && !this.sliced && !this.closedEmitted) this.startSlices();
+    const chunks = connection.dataToSend();
     const transport = this.transport;
     if (chunks.length > 0 && transport.writable) {
       writeChunks(transport, chunks, callback ?? (this.needDrain ? (this.onWritten ??= this.written.bind(this)) : undefined));
@@ -555,7 +581,7 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
 
   /** A write completed while a drain was awaited. */
   private written(): void {
-    if (this.transport.writableLength <= this.cfg.lowWaterMark) this.drained();
+    if (this.bufferedAmount <= this.cfg.lowWaterMark) this.drained();
   }
 
   private armCloseTimer(): void {
@@ -579,7 +605,52 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
   private resumeReading(): void {
     if (!this.readPaused) return;
     this.readPaused = false;
-    this.transport.resume();
+    if (!this.workPaused && !this.userPaused) this.transport.resume();
+  }
+
+  /**
+   * The engine suspended (a large message, see `./slices.ts`): queue for slices, and stop
+   * reading while received input waits, so the peer's TCP window closes instead of our memory
+   * growing.
+   */
+  private startSlices(): void {
+    if (this.connection.receiveSuspended && !this.workPaused) {
+      this.workPaused = true;
+      this.transport.pause();
+    }
+    this.sliced = true;
+    scheduleSlices(this);
+  }
+
+  /** @internal One slice of the engine's suspended work; true while more remains. */
+  runSlice(): boolean {
+    if (this.closedEmitted) return false;
+    if (this.connection.receiveSuspended) {
+      // Input from the peer is still being processed: it was alive when it sent it.
+      this.lastReceived = heartbeat.now;
+      this.pingSentAt = 0;
+    }
+    this.receiving = true;
+    beginBatch();
+    try {
+      this.connection.resume();
+    } finally {
+      this.receiving = false;
+      this.flush();
+      endBatch();
+    }
+    if (this.connection.receiveSuspended && !this.workPaused && !this.closedEmitted) {
+      // Started receiving-side work from a send-only suspension: reading stops now.
+      this.workPaused = true;
+      this.transport.pause();
+    }
+    if (this.connection.suspended && !this.closedEmitted) return true;
+    this.sliced = false;
+    if (this.workPaused && !this.connection.receiveSuspended) {
+      this.workPaused = false;
+      if (!this.readPaused && !this.userPaused && !this.closedEmitted) this.transport.resume();
+    }
+    return false;
   }
 
   /** The transport ended or closed: the connection is over (once, whichever came first). */
@@ -589,6 +660,11 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     heartbeat.delete(this);
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.connection.receiveEof();
+    if (this.slicedCallbacks !== undefined) {
+      // Their messages were never framed.
+      for (const callback of this.slicedCallbacks) process.nextTick(callback, new InvalidStateError('the socket is closed'));
+      this.slicedCallbacks = undefined;
+    }
     // Nothing is compressed or inflated once CLOSED (sends are refused, input is ignored): free
     // the codec's own zlib contexts now rather than at garbage collection (ws does the same).
     // Contexts shared by connections without context takeover are not the codec's to free.
@@ -631,6 +707,14 @@ const FRAME_OPTIONS = [
 ] as const;
 function frameOptions(fin: boolean, compress: boolean): { fin: boolean; compress: boolean } {
   return FRAME_OPTIONS[(fin ? 2 : 0) + (compress ? 1 : 0)];
+}
+
+/** One write callback for several (the write that carries the last of their messages). */
+function callAll(callbacks: WriteCallback[], last: WriteCallback | undefined): WriteCallback {
+  if (last) callbacks.push(last);
+  return (error) => {
+    for (const callback of callbacks) callback(error);
+  };
 }
 
 function destroyOnTimeout(transport: Transport): void {

@@ -99,5 +99,5 @@ export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** Largest payload a control frame may carry (RFC 6455 §5.5). */
 export const MAX_CONTROL_PAYLOAD = 125;
 
-/** Default limit on a reassembled message, in bytes (the same as ws's `maxPayload`): `DEFAULTS.connection.maxMessageSize`. */
+/** Default limit on a reassembled message, in bytes (1 MiB, as python-websockets): `DEFAULTS.connection.maxMessageSize`. */
 export const DEFAULT_MAX_MESSAGE_SIZE = DEFAULTS.connection.maxMessageSize;

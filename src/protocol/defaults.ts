@@ -31,8 +31,21 @@ const BACKOFF = Object.freeze({
 export const DEFAULTS = Object.freeze({
   /** Per-connection tunables (`ConnectionSettings`, `DEFAULT_SETTINGS`), for servers and `connect()` alike. */
   connection: Object.freeze({
-    /** Bytes, after decompression: the largest message accepted (more → 1009). 100 MiB, the same as ws's `maxPayload`; lower it for internet-facing servers. */
-    maxMessageSize: 100 * 1024 * 1024,
+    /**
+     * Bytes, after decompression: the largest message accepted (more → 1009). 1 MiB, as
+     * python-websockets and Socket.IO: what a peer can make a connection hold (a message being
+     * reassembled or inflated) is this much memory, so N hostile connections cost N × this
+     * (ws's 100 MiB: 1,000 connections can ask for 100 GB). Raise it for the routes that take
+     * large messages; their work is done in slices (`sliceSize`), so other connections keep
+     * their latency, but not their memory. The ws-compatible module keeps ws's 100 MiB.
+     */
+    maxMessageSize: 1024 * 1024,
+    /**
+     * Bytes of large-message work (inflate, deflate, unmasking, joining pieces) a connection does
+     * before it yields to the others: 256 KiB, ~0.2–0.5 ms of zlib, so one peer's 16 MiB message
+     * cannot hold the event loop for its 10–30 ms (see `docs/security.md`, "Fairness").
+     */
+    sliceSize: 256 * 1024,
     /** ms: 10 s for the peer's side of the closing handshake. */
     closeTimeout: 10_000,
     /** ms: a ping after 25 s without traffic (as Socket.IO): well inside the 60 s idle timeout of nginx and AWS ALB. */
@@ -155,7 +168,7 @@ export const DEFAULTS = Object.freeze({
     /** Address: loopback, as the defaults are a demo server's (anonymous, in-memory broker). */
     host: '127.0.0.1',
     /**
-     * Bytes: the largest WebSocket message, 1 MiB (more → 1009), not the library's 100 MiB: `serve`
+     * Bytes: the largest WebSocket message, 1 MiB (more → 1009), as the library's: `serve`
      * is a gateway facing the internet.
      */
     maxMessageSize: 1024 * 1024,

@@ -19,6 +19,7 @@ export interface ExtensionOffer {
 export interface MessageCodec {
   /**
    * Decompress the payload of one frame of a compressed message (RSV1 set on its first frame).
+   * With a `budget`, stop after about that many bytes of output (see `decompressing`).
    * `fin` is true for the last frame: the codec appends the 0x00 0x00 0xff 0xff tail
    * (RFC 7692 §7.2.2) and resets its context when no context takeover was agreed.
    * `maxSize` is the limit on the whole message (the same on every frame of it: the codec counts
@@ -26,7 +27,21 @@ export interface MessageCodec {
    * the output of the message would exceed `maxSize` bytes, without allocating much beyond it, and a `ProtocolError`
    * with close code 1007 when the data is not valid DEFLATE.
    */
-  decompress(data: Uint8Array, fin: boolean, maxSize: number): Uint8Array;
+  decompress(data: Uint8Array, fin: boolean, maxSize: number, budget?: number): Uint8Array;
+  /**
+   * True when the last `decompress` stopped after about `budget` bytes of output with more to
+   * come from the same input: the engine calls `decompress` again (with an empty `data` and the
+   * same `fin`) before feeding the next frame. A codec without budgets leaves this undefined.
+   */
+  readonly decompressing?: boolean;
+  /**
+   * Compress the next part of a large message (the host's `sliceSize` at a time, so a large
+   * message does not hold the event loop): the output of every part is sent as one frame of a
+   * fragmented compressed message (RFC 7692 §6.1). `fin` marks the last part: its output ends
+   * the message (sync flush, the 0x00 0x00 0xff 0xff tail removed). Optional: without it large
+   * messages go through `compress` whole.
+   */
+  compressPart?(data: Uint8Array, fin: boolean): Uint8Array;
   /**
    * Compress one whole message and return the payload to send with RSV1 set (the tail
    * 0x00 0x00 0xff 0xff already removed, RFC 7692 §7.2.1).

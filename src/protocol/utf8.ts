@@ -4,8 +4,21 @@
  * its first invalid byte (Autobahn 6.4.x, "fail fast"), not when it is complete.
  */
 
+/**
+ * Ranges at least this long go through the bulk validator (when there is one): below it the
+ * byte loop is as fast as a call into native code.
+ */
+const BULK_MIN = 1024;
+
 /** An incremental validator: feed byte ranges with `write`, then ask `end` at the message's end. */
 export class Utf8Validator {
+  /**
+   * @param bulk a fast whole-buffer validator (e.g. Node's `buffer.isUtf8`, 20–40× the byte
+   *   loop) used for the middle of long ranges: a 16 MiB text message that arrives in pieces
+   *   then costs well under a millisecond instead of ~14 ms of one loop pass.
+   */
+  constructor(private readonly bulk?: (bytes: Uint8Array) => boolean) {}
+
   /** Continuation bytes still expected for the current sequence. */
   private need = 0;
   /** Allowed range of the next continuation byte (narrowed after E0, ED, F0, F4). */
@@ -21,6 +34,30 @@ export class Utf8Validator {
 
   /** Validate `bytes[start:end]` as a continuation of what came before. False at the first invalid byte. */
   write(bytes: Uint8Array, start = 0, end = bytes.length): boolean {
+    if (this.bulk !== undefined && end - start >= BULK_MIN) return this.writeBulk(bytes, start, end);
+    return this.writeBytes(bytes, start, end);
+  }
+
+  /**
+   * Finish a sequence left open by the previous range byte by byte, validate the middle in bulk,
+   * and the last few bytes (a sequence the next range may complete) byte by byte again. The cut
+   * is at the start of the last sequence, so the bulk part holds whole sequences only: it is
+   * valid UTF-8 on its own exactly when it is valid as part of the message.
+   */
+  private writeBulk(bytes: Uint8Array, start: number, end: number): boolean {
+    let from = start;
+    for (; this.need > 0 && from < end; from++) if (!this.writeBytes(bytes, from, from + 1)) return false;
+    // Back over at most 3 continuation bytes (10xxxxxx): a lead byte before them starts the last
+    // sequence, which goes to the byte loop (it may be incomplete). Anything else (ASCII, or a
+    // run of continuation bytes too long) stays in the bulk part, whose check is then exact.
+    let lead = end;
+    while (lead > from && end - lead < 3 && (bytes[lead - 1] & 0xc0) === 0x80) lead--;
+    const cut = lead > from && bytes[lead - 1] >= 0xc0 ? lead - 1 : end;
+    if (cut > from && !this.bulk!(bytes.subarray(from, cut))) return false;
+    return this.writeBytes(bytes, cut, end);
+  }
+
+  private writeBytes(bytes: Uint8Array, start: number, end: number): boolean {
     let need = this.need;
     let lower = this.lower;
     let upper = this.upper;

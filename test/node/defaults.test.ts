@@ -17,10 +17,11 @@ import { defaultConfig } from '../../src/cli/serve-config.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-test('DEFAULTS holds the values the parts had before they were gathered (none changed)', () => {
+test('DEFAULTS holds the values the parts had before they were gathered (changed since: 1 MiB messages, sliceSize)', () => {
   assert.deepEqual(DEFAULTS, {
     connection: {
-      maxMessageSize: 100 * MiB,
+      // 0.4.0: 1 MiB (was 100 MiB, as ws), see docs/security.md "Fairness".
+      maxMessageSize: MiB,
       closeTimeout: 10_000,
       pingInterval: 25_000,
       pingTimeout: 20_000,
@@ -29,6 +30,7 @@ test('DEFAULTS holds the values the parts had before they were gathered (none ch
       lowWaterMark: 16 * KiB,
       maxBufferedAmount: 4 * MiB,
       maxQueuedMessages: 16,
+      sliceSize: 256 * KiB,
     },
     server: { handshakeTimeout: 10_000, headersTimeout: 10_000, maxHeaderSize: 16 * KiB, retryAfterSeconds: '5', maxEarlyData: 64 * KiB },
     client: { handshakeTimeout: 10_000 },
@@ -82,12 +84,13 @@ test('a connection without settings uses DEFAULTS.connection', () => {
   );
 });
 
-test('duplex serve: its own defaults from DEFAULTS.serve, the library\'s elsewhere; 1 MiB messages, not 100 MiB', () => {
+test('duplex serve: its own defaults from DEFAULTS.serve, the library\'s elsewhere; 1 MiB messages, as the library now', () => {
   const config = defaultConfig();
   assert.equal(config.port, DEFAULTS.serve.port);
   assert.equal(config.host, DEFAULTS.serve.host);
   assert.equal(config.limits.maxMessageSize, DEFAULTS.serve.maxMessageSize);
-  assert.ok(config.limits.maxMessageSize < DEFAULTS.connection.maxMessageSize);
+  assert.equal(config.limits.maxMessageSize, MiB);
+  assert.equal(DEFAULTS.connection.maxMessageSize, MiB);
   assert.equal(config.limits.maxHubMessageSize, DEFAULTS.hub.maxMessageSize);
   assert.equal(config.limits.maxSubscriptions, DEFAULTS.hub.maxSubscriptions);
   assert.equal(config.limits.maxBufferedAmount, DEFAULTS.connection.maxBufferedAmount);

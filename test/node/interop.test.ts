@@ -18,6 +18,7 @@ function payload(size: number, text: boolean): string | Buffer {
 async function duplexEcho(deflate: boolean): Promise<{ url: string; server: WebSocketServer }> {
   const server = new WebSocketServer({
     perMessageDeflate: deflate,
+    maxMessageSize: 100 << 20, // the 16 MiB case: above the 1 MiB default
     textAsBuffer: true,
     handlers: {
       message(ws, data, isBinary) {
@@ -74,6 +75,7 @@ for (const deflate of [false, true]) {
         const closedP = new Promise<[number, string]>((resolve) => (closed = resolve));
         const ws: WebSocket<undefined> = await connect(url, {
           perMessageDeflate: deflate,
+          maxMessageSize: 100 << 20,
           handlers: {
             message: (_ws, data, isBinary) => pending?.([data, isBinary]),
             close: (_ws, code, reason) => closed([code, reason]),

@@ -231,3 +231,58 @@ describe('decodeUtf8 / encodeUtf8', () => {
     assert.equal(decodeUtf8(hex('ef bb bf 61')), '\ufeffa');
   });
 });
+
+describe('Utf8Validator with a bulk validator (long ranges in native code)', () => {
+  // Long inputs (the bulk path starts at 1 KiB) built from valid characters with, sometimes,
+  // one byte broken; split at random points, as text arrives in pieces.
+  const chars = ['a', 'é', '€', '😀', '\u07ff', '\ud7ff', '\ue000', '\u{10ffff}'].map((c) => [...Buffer.from(c)]);
+  const longText = fc
+    .tuple(
+      fc.array(fc.constantFrom(...chars), { minLength: 300, maxLength: 1500 }),
+      fc.option(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }))),
+      fc.array(fc.nat(), { maxLength: 6 }),
+    )
+    .map(([parts, corrupt, cuts]) => {
+      const bytes = Uint8Array.from(parts.flat());
+      if (corrupt !== null) bytes[corrupt[0] % bytes.length] = corrupt[1];
+      return { bytes, cuts: [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b) };
+    });
+
+  test('agrees with the byte loop and with isUtf8 on the whole, however the input is split', () => {
+    fc.assert(
+      fc.property(longText, ({ bytes, cuts }) => {
+        const bulk = new Utf8Validator(isUtf8);
+        const loop = new Utf8Validator();
+        let from = 0;
+        let bulkOk = true;
+        let loopOk = true;
+        for (const cut of [...cuts, bytes.length]) {
+          bulkOk &&= bulk.write(bytes, from, cut);
+          loopOk &&= loop.write(bytes, from, cut);
+          from = cut;
+        }
+        bulkOk &&= bulk.end();
+        loopOk &&= loop.end();
+        assert.equal(bulkOk, loopOk);
+        assert.equal(bulkOk, isUtf8(bytes));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('a range that ends inside a 4-byte sequence leaves it open for the next range', () => {
+    const bytes = Buffer.from('a'.repeat(2000) + '😀');
+    const v = new Utf8Validator(isUtf8);
+    assert.equal(v.write(bytes, 0, bytes.length - 2), true);
+    assert.equal(v.write(bytes, bytes.length - 2, bytes.length), true);
+    assert.equal(v.end(), true);
+    const cutShort = new Utf8Validator(isUtf8);
+    assert.equal(cutShort.write(bytes, 0, bytes.length - 1), true);
+    assert.equal(cutShort.end(), false, 'the message ends inside the sequence');
+  });
+
+  test('more than 3 continuation bytes at the end of a long range are invalid', () => {
+    const bytes = Buffer.concat([Buffer.from('a'.repeat(2000)), Buffer.from([0xf0, 0x9f, 0x98, 0x80, 0x80])]);
+    assert.equal(new Utf8Validator(isUtf8).write(bytes), false);
+  });
+});

@@ -257,6 +257,7 @@ const SETTINGS_KEYS = [
   'slowConsumerCloseCode',
   'maxQueuedMessages',
   'messageRate',
+  'sliceSize',
 ] as const satisfies ReadonlyArray<keyof ConnectionSettings>;
 type MissingSettingsKey = Exclude<keyof ConnectionSettings, (typeof SETTINGS_KEYS)[number]>;
 // A compile error here means ConnectionSettings grew a field: add it to SETTINGS_KEYS.
