@@ -78,7 +78,11 @@ export interface AttackOptions {
   victims?: number;
   /** ms between two sends of one victim (default 10). */
   victimInterval?: number;
-  /** Attacker messages sent and not yet echoed, at most (default 16). */
+  /**
+   * Attacker messages sent and not yet echoed, at most (default 3: 48 MiB of echoes in flight,
+   * under the servers' 64 MiB slow-consumer ceiling, so a server that keeps up is not made to close
+   * the attacker for reading its echoes slowly).
+   */
   attackWindow?: number;
   /** For impl `baseline`: another checkout's `dist/bench/servers.js` (its `dist/src/index.js` is loaded). Default: env BASELINE. */
   baseline?: string;
@@ -623,7 +627,7 @@ export async function runAttack(options: AttackOptions): Promise<AttackResult> {
     roles.push(victims);
     let attacker: Role | undefined;
     if (workload.kind !== 'none') {
-      attacker = new Role('attacker', ...onCpu(1, [...self, 'attacker', '--port', String(port), '--kind', workload.kind, '--size', String(workload.size), '--window', String(options.attackWindow ?? 16)]));
+      attacker = new Role('attacker', ...onCpu(1, [...self, 'attacker', '--port', String(port), '--kind', workload.kind, '--size', String(workload.size), '--window', String(options.attackWindow ?? 3)]));
       roles.push(attacker);
     }
     await Promise.all(roles.slice(1).map((r) => r.waitFor('ready', 20_000)));
@@ -692,7 +696,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
       interval: { type: 'string', default: '10' },
       kind: { type: 'string', default: 'inflate' },
       size: { type: 'string', default: String(16 * MiB) },
-      window: { type: 'string', default: '16' },
+      window: { type: 'string', default: '3' },
     },
   });
   const port = Number(values.port);

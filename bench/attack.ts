@@ -25,7 +25,7 @@ const { values } = parseArgs({
     impls: { type: 'string' },
     victims: { type: 'string', default: '20' },
     interval: { type: 'string', default: '10' },
-    window: { type: 'string', default: '16' },
+    window: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
     out: { type: 'string' },
   },

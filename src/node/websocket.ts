@@ -254,14 +254,18 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
       return Promise.reject(new InvalidStateError('cannot send: the connection is closing or closed'));
     }
     const wasReceiving = this.receiving;
+    const pendingBefore = this.connection.pendingSendBytes;
     this.receiving = true; // queue only: the write below carries the callback
     let sent: boolean;
+    let waiting: boolean;
     try {
       sent = this.send(data, options) || this.connection.hasDataToSend;
+      // Queued behind a large message being compressed (the callback then waits for it too).
+      waiting = this.connection.pendingSendBytes > pendingBefore;
     } finally {
       this.receiving = wasReceiving;
     }
-    if (!this.connection.hasDataToSend) {
+    if (!this.connection.hasDataToSend && !waiting) {
       return sent ? Promise.resolve() : Promise.reject(new InvalidStateError('message refused by the slow-consumer policy'));
     }
     return new Promise((resolve, reject) => this.flush((error) => (error ? reject(error) : resolve())));
@@ -399,7 +403,7 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
   onPing(data: Uint8Array): void {
     // The engine queued a pong: a peer that pings without reading would grow our send buffer,
     // so pongs count against the same ceiling as sends (slow-consumer close, 1008).
-    if (this.bufferedAmount >= this.cfg.maxBufferedAmount && !this.connection.closing) {
+    if (this.transport.writableLength >= this.cfg.maxBufferedAmount && !this.connection.closing) {
       if (this.counters) this.counters.dropped++;
       this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.bufferedAmount }, `slow consumer (pongs not read): closing with ${this.cfg.slowConsumerCloseCode}`);
       this.connection.fail(this.cfg.slowConsumerCloseCode, 'slow consumer');
@@ -516,7 +520,9 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
   /** Whether a message may be queued now: the connection is open and the peer keeps up. */
   private admit(): boolean {
     if (!this.isOpen()) return false;
-    if (this.bufferedAmount < this.cfg.maxBufferedAmount) return true;
+    // What the peer has not taken yet, not what waits for compression: a peer that reads is
+    // not slow because we send large messages (those are our own memory, not its doing).
+    if (this.transport.writableLength < this.cfg.maxBufferedAmount) return true;
     if (this.counters) this.counters.dropped++;
     if (this.cfg.dropSlow) return false;
     this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.bufferedAmount }, `slow consumer: closing with ${this.cfg.slowConsumerCloseCode}`);
@@ -559,16 +565,7 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
    */
   private flush(callback?: WriteCallback): void {
     const connection = this.connection;
-    if (connection.pendingSendBytes > 0) {
-      // The message of this callback (or one before it) is not framed yet: it waits behind a
-      // large message being compressed, and so does its callback.
-      if (callback) (this.slicedCallbacks ??= []).push(callback);
-      callback = undefined;
-    } else if (this.slicedCallbacks !== undefined) {
-      callback = callAll(this.slicedCallbacks, callback);
-      this.slicedCallbacks = undefined;
-    }
-    if (connection.suspended && !this.sliced && !this.closedEmitted) this.startSlices();
+    if (connection.suspended || this.slicedCallbacks !== undefined) callback = this.slicedFlush(callback);
     const chunks = connection.dataToSend();
     const transport = this.transport;
     if (chunks.length > 0 && transport.writable) {
@@ -577,6 +574,23 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
       process.nextTick(callback, transport.writable ? null : new InvalidStateError('the socket is closed'));
     }
     if (this.connection.shouldCloseTransport && transport.writable) transport.end();
+  }
+
+  /**
+   * `flush` while the engine has suspended work: queue for slices, and hold back the write
+   * callback of a message that is not framed yet (it waits behind a large message being
+   * compressed) until the write that carries it. Returns the callback for this write.
+   */
+  private slicedFlush(callback: WriteCallback | undefined): WriteCallback | undefined {
+    if (this.connection.suspended && !this.sliced && !this.closedEmitted) this.startSlices();
+    if (this.connection.pendingSendBytes > 0) {
+      if (callback) (this.slicedCallbacks ??= []).push(callback);
+      return undefined;
+    }
+    if (this.slicedCallbacks === undefined) return callback;
+    const all = callAll(this.slicedCallbacks, callback);
+    this.slicedCallbacks = undefined;
+    return all;
   }
 
   /** A write completed while a drain was awaited. */

@@ -396,12 +396,16 @@ export class Connection {
   }
 
   /**
-   * Go on with suspended work (see `sliceSize`), at most `sliceSize` bytes of it: the message
-   * being received, then the input kept meanwhile, then a large message being sent. Events are
-   * reported as from `receiveData`; call it again while `suspended` is true.
+   * Go on with suspended work (see `sliceSize`): a slice of the large message being sent, then a
+   * slice of the message being received and of the input kept meanwhile. Events are reported as
+   * from `receiveData`; call it again while `suspended` is true.
    */
   resume(): void {
     if (this._state === State.Connecting) throw new InvalidStateError('resume() before the handshake completed');
+    // The message being sent first, with a slice of its own: an echo of large messages then
+    // frames as fast as it receives, instead of piling up sends behind the inbound work.
+    this.sliceLeft = this.sliceSize;
+    if (this.outbound !== undefined) this.continueOutbound();
     this.sliceLeft = this.sliceSize;
     try {
       if (this.inboundTask !== TASK_NONE && !this.discarding) this.continueInbound();
@@ -412,7 +416,6 @@ export class Connection {
       if (!(error instanceof ProtocolError)) throw error;
       this.failWith(error);
     }
-    if (this.outbound !== undefined && this.sliceLeft > 0) this.continueOutbound();
   }
 
   /** The transport reached end of file or closed: the connection is CLOSED. */

@@ -13,6 +13,7 @@ const BULK_MIN = 1024;
 /** An incremental validator: feed byte ranges with `write`, then ask `end` at the message's end. */
 export class Utf8Validator {
   /**
+   * A validator for one message at a time (`end` resets it for the next).
    * @param bulk a fast whole-buffer validator (e.g. Node's `buffer.isUtf8`, 20–40× the byte
    *   loop) used for the middle of long ranges: a 16 MiB text message that arrives in pieces
    *   then costs well under a millisecond instead of ~14 ms of one loop pass.

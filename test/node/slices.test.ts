@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { WebSocketServer, connect, type WebSocket } from '../../src/index.js';
 import { createDeflateCodec } from '../../src/node/deflate.js';
 import { CloseCode, Connection, EventQueue, Opcode, type ConnectionEvent, type ConnectionOptions } from '../../src/protocol/index.js';
 import type { NegotiatedDeflate } from '../../src/protocol/permessage-deflate.js';
@@ -246,5 +247,42 @@ describe('sending in slices', () => {
     const stream = inflateRawSync(Buffer.concat([...firstPayloads, TAIL, last.payload, TAIL]), { finishFlush: constants.Z_SYNC_FLUSH });
     assert.equal(last.rsv1, true);
     assert.equal(stream.toString(), first.toString() + 'abc'.repeat(1000));
+  });
+});
+
+describe('over sockets (the Node binding runs the slices)', () => {
+  test('a large compressed send counts in bufferedAmount until framed, sendAsync resolves after it, and order holds', { timeout: 20_000 }, async () => {
+    const big = randomBytes(4 * MiB);
+    let opened!: (ws: WebSocket) => void;
+    const serverSide = new Promise<WebSocket>((resolve) => (opened = resolve));
+    const server = new WebSocketServer({ perMessageDeflate: true, maxMessageSize: 16 * MiB, handlers: { open: (ws) => opened(ws as WebSocket) } });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const received: Buffer[] = [];
+    let gotAll!: () => void;
+    const all = new Promise<void>((resolve) => (gotAll = resolve));
+    const client = await connect(`ws://127.0.0.1:${port}/`, {
+      perMessageDeflate: true,
+      maxMessageSize: 16 * MiB,
+      handlers: {
+        message(_ws, data) {
+          received.push(data as Buffer);
+          if (received.length === 2) gotAll();
+        },
+      },
+    });
+    try {
+      const ws = await serverSide;
+      const sent = ws.sendAsync(big);
+      assert.ok(ws.bufferedAmount >= big.length, `bufferedAmount ${ws.bufferedAmount} counts the message waiting for compression`);
+      ws.send(Buffer.from('small'));
+      await sent;
+      assert.ok(ws.bufferedAmount < big.length, 'framed and handed to the socket once sendAsync resolved');
+      await all;
+      assert.ok(received[0]!.equals(big), 'the large message arrives whole, first');
+      assert.equal(received[1]!.toString(), 'small');
+    } finally {
+      client.terminate();
+      await server.close();
+    }
   });
 });
