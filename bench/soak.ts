@@ -34,77 +34,40 @@
 // is flat when it grew by no more than its tolerance (10 % or an absolute floor, whichever is
 // larger). The slope over the second half (per minute) is reported too. Exit status 0 when
 // flat, 1 when something grew, 2 when the run itself failed.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { getHeapSpaceStatistics } from 'node:v8';
 import { Opcode, WebSocketServer } from '../src/index.js';
 import { MaskKeySource, encodeFrame } from '../src/protocol/index.js';
 import { Hub } from '../src/hub/index.js';
 import { openWebSocket, parseTarget } from '../src/cli/bench/handshake.js';
+import { COMMON_HELP, COMMON_OPTIONS, OWN_OPTIONS, numberArg } from './soak-args.js';
+import { Children, canPin, childArgs, exitIfFailed, requireDescriptors, sampleEvery, waitFor } from './soak-children.js';
+import { timeSeriesSvg } from './soak-plot.js';
+import { ELD_RESOLUTION, ProcessProbe, loopDelay, type ProcessSample } from './soak-probe.js';
+import { MiB, Table, growth, growthLine, lastQuarter, mean, secondQuarter, tooFewHeld, type Growth } from './soak-stats.js';
 
 const { values } = parseArgs({
   options: {
-    role: { type: 'string', default: 'main' },
-    port: { type: 'string', default: '0' },
-    connections: { type: 'string', default: '10000' },
-    minutes: { type: 'string', default: '10' },
-    'sample-seconds': { type: 'string', default: '10' },
+    ...COMMON_OPTIONS,
     topics: { type: 'string', default: '100' },
     'publish-min': { type: 'string', default: '30' },
     'publish-max': { type: 'string', default: '90' },
     'churn-seconds': { type: 'string', default: '10' },
     'churn-clean': { type: 'string', default: '2' },
     'churn-abrupt': { type: 'string', default: '1' },
-    'open-rate': { type: 'string', default: '500' },
-    'open-concurrency': { type: 'string', default: '100' },
-    'no-gc': { type: 'boolean', default: false },
-    'no-presence': { type: 'boolean', default: false },
-    'no-pin': { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
-    out: { type: 'string' },
-    svg: { type: 'string' },
-    help: { type: 'boolean', default: false },
   },
   strict: true,
 });
 
-function num(name: keyof typeof values, min: number): number {
-  const raw = values[name];
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min) {
-    process.stderr.write(`--${name} must be a number ≥ ${min} (got ${String(raw)})\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-const MiB = 1024 * 1024;
+const num = (name: keyof typeof values, min: number): number => numberArg(name, values[name], min);
 
 // ---- messages between the processes --------------------------------------------------------------
 
-/** What the server reports each sample. */
-interface ServerSample {
-  rss: number;
-  heapUsed: number;
-  heapTotal: number;
-  external: number;
-  arrayBuffers: number;
-  /** heapUsed before the forced GC (as the process saw it). */
-  heapUsedBeforeGc: number;
-  /** Committed size of V8's young generation (new space), bytes: it grows to its maximum under load. */
-  newSpace: number;
-  /** Committed size of the old generation (old + code + map + large-object spaces), bytes. */
-  oldSpaces: number;
-  /** Duration of the forced full GC, ms (0 with --no-gc). */
-  gcMs: number;
-  fds: number;
-  eldP50: number;
-  eldP99: number;
-  eldMax: number;
+/** What the server reports each sample: its own process figures, and the server's and hub's counters. */
+interface ServerSample extends ProcessSample {
   connections: number;
   connectionsTotal: number;
   hubConnections: number;
@@ -121,8 +84,6 @@ interface ServerSample {
   errors: number;
   closes: Record<number, number>;
   rejections: Record<number, number>;
-  cpuUser: number;
-  cpuSystem: number;
 }
 
 /** What the load reports each sample. */
@@ -155,76 +116,24 @@ function send(message: FromServer | FromLoad): void {
   process.send!(message);
 }
 
-/** Sampling interval of the event-loop delay histogram, ms. */
-const ELD_RESOLUTION = 10;
-
-/**
- * A histogram value (ns) as a delay in ms. The histogram records the time between two of its
- * timer's ticks, the sampling interval included (an idle loop reads ~10 ms): subtract it.
- */
-function loopDelay(ns: number): number {
-  return Math.max(0, ns / 1e6 - ELD_RESOLUTION);
-}
-
-function fdCount(): number {
-  // The directory listing itself holds one descriptor while it runs.
-  return readdirSync('/proc/self/fd').length - 1;
-}
-
 // ---- role: server under test -------------------------------------------------------------------
 
 async function serverRole(): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  const forceGc = !values['no-gc'] && gc !== undefined;
+  const probe = new ProcessProbe(!values['no-gc']);
   const hub = new Hub({ anonymous: true, presence: !values['no-presence'] });
   await hub.start();
   const server = new WebSocketServer<unknown>({ handlers: hub.handlers });
   const address = await server.listen(0, '127.0.0.1');
-  const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION });
-  eld.enable();
   process.on('disconnect', () => process.exit(0));
   process.on('message', (message: ToChild) => {
     if (message.type === 'sample') {
-      const eldP50 = loopDelay(eld.percentile(50));
-      const eldP99 = loopDelay(eld.percentile(99));
-      const eldMax = loopDelay(eld.max);
-      const before = process.memoryUsage();
-      let gcMs = 0;
-      if (forceGc) {
-        const start = performance.now();
-        gc();
-        gcMs = performance.now() - start;
-      }
-      const memory = forceGc ? process.memoryUsage() : before;
-      let newSpace = 0;
-      let oldSpaces = 0;
-      for (const space of getHeapSpaceStatistics()) {
-        if (space.space_name === 'new_space') newSpace += space.space_size;
-        else oldSpaces += space.space_size;
-      }
+      const own = probe.sample();
       const stats = server.stats();
       const hubStats = hub.stats();
-      const cpu = process.cpuUsage();
-      eld.reset();
-      // The forced GC blocked the loop; the delay it caused is measured by the histogram's next
-      // tick. Reset once more after it, so the ELD figures are the server's own (gcMs is reported).
-      if (forceGc) setTimeout(() => eld.reset(), 25).unref();
       send({
         type: 'sample',
         sample: {
-          rss: memory.rss,
-          heapUsed: memory.heapUsed,
-          heapTotal: memory.heapTotal,
-          external: memory.external,
-          arrayBuffers: memory.arrayBuffers,
-          heapUsedBeforeGc: before.heapUsed,
-          newSpace,
-          oldSpaces,
-          gcMs,
-          fds: fdCount(),
-          eldP50,
-          eldP99,
-          eldMax,
+          ...own,
           connections: stats.connections,
           connectionsTotal: stats.connectionsTotal,
           hubConnections: hubStats.connections,
@@ -241,8 +150,6 @@ async function serverRole(): Promise<void> {
           errors: stats.errors,
           closes: stats.closes,
           rejections: stats.rejections,
-          cpuUser: cpu.user / 1e6,
-          cpuSystem: cpu.system / 1e6,
         },
       });
     } else if (message.type === 'stop') {
@@ -533,62 +440,26 @@ interface Row {
   outRate: number;
 }
 
-interface Growth {
-  metric: string;
-  unit: string;
-  q2: number;
-  q4: number;
-  delta: number;
-  deltaPct: number;
-  /** Least-squares slope over the second half of the held samples, per minute. */
-  slopePerMin: number;
-  tolerance: number;
-  flat: boolean;
-}
-
-function mean(xs: number[]): number {
-  return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
-}
-
-function slope(points: Array<[number, number]>): number {
-  if (points.length < 2) return 0;
-  const mx = mean(points.map((p) => p[0]));
-  const my = mean(points.map((p) => p[1]));
-  let num = 0;
-  let den = 0;
-  for (const [x, y] of points) {
-    num += (x - mx) * (y - my);
-    den += (x - mx) * (x - mx);
-  }
-  return den === 0 ? 0 : num / den;
-}
-
-function growth(held: Row[], metric: string, unit: string, pick: (r: Row) => number, relTol: number, absTol: number): Growth {
-  const n = held.length;
-  const q2 = mean(held.slice(Math.floor(n / 4), Math.floor(n / 2)).map(pick));
-  const q4 = mean(held.slice(Math.floor((3 * n) / 4)).map(pick));
-  const delta = q4 - q2;
-  const tolerance = Math.max(relTol * q2, absTol);
-  const half = held.slice(Math.floor(n / 2)).map((r): [number, number] => [r.held / 60, pick(r)]);
-  return { metric, unit, q2, q4, delta, deltaPct: (delta / q2) * 100, slopePerMin: slope(half), tolerance, flat: delta <= tolerance };
-}
-
-function pad(text: string, width: number): string {
-  return text.length >= width ? text : ' '.repeat(width - text.length) + text;
-}
-
-const COLUMNS = ['t min', 'phase', 'conns', 'RSS MiB', 'heap MiB', 'heapTot', 'ext MiB', 'fds', 'ELD p50', 'ELD p99', 'ELD max', 'gc ms', 'in/s', 'out/s'];
-const WIDTHS = [6, 5, 6, 7, 8, 7, 7, 6, 7, 7, 7, 6, 6, 7];
-
-function tableHeader(): string {
-  const head = `| ${COLUMNS.map((c, i) => pad(c, WIDTHS[i]!)).join(' | ')} |`;
-  const rule = `|${WIDTHS.map((w) => '-'.repeat(w + 1) + ':').join('|')}|`;
-  return `${head}\n${rule}`;
-}
+const TABLE = new Table([
+  ['t min', 6],
+  ['phase', 5],
+  ['conns', 6],
+  ['RSS MiB', 7],
+  ['heap MiB', 8],
+  ['heapTot', 7],
+  ['ext MiB', 7],
+  ['fds', 6],
+  ['ELD p50', 7],
+  ['ELD p99', 7],
+  ['ELD max', 7],
+  ['gc ms', 6],
+  ['in/s', 6],
+  ['out/s', 7],
+]);
 
 function tableRow(r: Row): string {
   const s = r.server;
-  const cells = [
+  return TABLE.row([
     (r.t / 60).toFixed(2),
     r.held < 0 ? 'ramp' : 'held',
     String(s.connections),
@@ -603,89 +474,36 @@ function tableRow(r: Row): string {
     s.gcMs.toFixed(0),
     r.inRate.toFixed(0),
     r.outRate.toFixed(0),
-  ];
-  return `| ${cells.map((c, i) => pad(c, WIDTHS[i]!)).join(' | ')} |`;
+  ]);
 }
 
-/** A hand-written SVG: RSS and heap, fds and connections, ELD p99 over time. */
+/** RSS and heap, fds and connections, ELD p99 over time. */
 function svgPlot(rows: Row[], heldStart: number, title: string): string {
-  const W = 900;
-  const panelH = 170;
-  const left = 70;
-  const right = 20;
-  const top = 40;
-  const gap = 45;
-  const plotW = W - left - right;
-  const tMax = Math.max(...rows.map((r) => r.t), 1);
-  const x = (t: number): number => left + (t / tMax) * plotW;
-  const panels: Array<{ label: string; series: Array<{ name: string; color: string; pick: (r: Row) => number }> }> = [
-    {
-      label: 'MiB',
-      series: [
-        { name: 'RSS', color: '#d62728', pick: (r) => r.server.rss / MiB },
-        { name: 'heap used (after GC)', color: '#1f77b4', pick: (r) => r.server.heapUsed / MiB },
-        { name: 'external', color: '#9467bd', pick: (r) => r.server.external / MiB },
-      ],
-    },
-    {
-      label: 'count',
-      series: [
-        { name: 'open fds', color: '#2ca02c', pick: (r) => r.server.fds },
-        { name: 'connections', color: '#ff7f0e', pick: (r) => r.server.connections },
-      ],
-    },
-    {
-      label: 'ms',
-      series: [
-        { name: 'event-loop delay p99', color: '#8c564b', pick: (r) => r.server.eldP99 },
-        { name: 'p50', color: '#7f7f7f', pick: (r) => r.server.eldP50 },
-      ],
-    },
-  ];
-  const out: string[] = [];
-  const H = top + panels.length * (panelH + gap) + 10;
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
-  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${title}</text>`);
-  panels.forEach((panel, p) => {
-    const y0 = top + p * (panelH + gap);
-    const values = panel.series.flatMap((s) => rows.map(s.pick));
-    const vMax = Math.max(...values, 1) * 1.1;
-    const y = (v: number): number => y0 + panelH - (v / vMax) * panelH;
-    out.push(`<rect x="${left}" y="${y0}" width="${plotW}" height="${panelH}" fill="none" stroke="#999"/>`);
-    // Ramp shaded; quarter boundaries of the held phase dashed.
-    if (heldStart > 0) out.push(`<rect x="${left}" y="${y0}" width="${x(heldStart) - left}" height="${panelH}" fill="#eee"/>`);
-    const heldEnd = tMax;
-    for (let q = 1; q < 4; q++) {
-      const tq = heldStart + ((heldEnd - heldStart) * q) / 4;
-      out.push(`<line x1="${x(tq).toFixed(1)}" y1="${y0}" x2="${x(tq).toFixed(1)}" y2="${y0 + panelH}" stroke="#bbb" stroke-dasharray="4 3"/>`);
-    }
-    for (let i = 0; i <= 4; i++) {
-      const v = (vMax * i) / 4;
-      out.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v >= 100 ? v.toFixed(0) : v.toFixed(1)}</text>`);
-      out.push(`<line x1="${left - 3}" y1="${y(v).toFixed(1)}" x2="${left}" y2="${y(v).toFixed(1)}" stroke="#999"/>`);
-    }
-    out.push(`<text x="16" y="${y0 + panelH / 2}" transform="rotate(-90 16 ${y0 + panelH / 2})" text-anchor="middle">${panel.label}</text>`);
-    const stepMin = tMax > 1200 ? 5 : tMax > 180 ? 1 : 0.25;
-    for (let m = 0; m * 60 <= tMax; m += stepMin) {
-      out.push(`<text x="${x(m * 60).toFixed(1)}" y="${y0 + panelH + 14}" text-anchor="middle">${String(m)}</text>`);
-    }
-    panel.series.forEach((s, i) => {
-      const points = rows.map((r) => `${x(r.t).toFixed(1)},${y(s.pick(r)).toFixed(1)}`).join(' ');
-      out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.8" points="${points}"/>`);
-      out.push(`<rect x="${left + 10 + i * 190}" y="${y0 + 8}" width="12" height="3" fill="${s.color}"/>`);
-      out.push(`<text x="${left + 26 + i * 190}" y="${y0 + 13}">${s.name}</text>`);
-    });
+  const line = (name: string, color: string, pick: (r: Row) => number): { name: string; color: string; values: number[] } => ({ name, color, values: rows.map(pick) });
+  return timeSeriesSvg({
+    title,
+    t: rows.map((r) => r.t),
+    heldStart,
+    caption: 'minutes since the first connection (grey: ramp; dashed: quarters of the held phase)',
+    panels: [
+      {
+        label: 'MiB',
+        series: [
+          line('RSS', '#d62728', (r) => r.server.rss / MiB),
+          line('heap used (after GC)', '#1f77b4', (r) => r.server.heapUsed / MiB),
+          line('external', '#9467bd', (r) => r.server.external / MiB),
+        ],
+      },
+      {
+        label: 'count',
+        series: [line('open fds', '#2ca02c', (r) => r.server.fds), line('connections', '#ff7f0e', (r) => r.server.connections)],
+      },
+      {
+        label: 'ms',
+        series: [line('event-loop delay p99', '#8c564b', (r) => r.server.eldP99), line('p50', '#7f7f7f', (r) => r.server.eldP50)],
+      },
+    ],
   });
-  out.push(`<text x="${left + plotW / 2}" y="${H - 6}" text-anchor="middle">minutes since the first connection (grey: ramp; dashed: quarters of the held phase)</text>`);
-  out.push('</svg>');
-  return out.join('\n') + '\n';
-}
-
-function ulimitN(): number {
-  const res = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' });
-  const text = res.stdout.trim();
-  return text === 'unlimited' ? Infinity : Number(text);
 }
 
 async function main(): Promise<void> {
@@ -703,63 +521,21 @@ async function main(): Promise<void> {
   };
 
   // Each side holds one descriptor per connection (plus churned sockets in flight), in its own process.
-  const limit = ulimitN();
-  if (!(limit >= connections + 1024)) {
-    process.stderr.write(`ulimit -n is ${limit}: each process needs ${connections} descriptors and some spare; raise it (ulimit -n ${connections + 4096}) or lower --connections\n`);
-    process.exit(2);
-  }
-  const pin = !values['no-pin'] && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
-  const script = fileURLToPath(import.meta.url);
+  requireDescriptors(connections);
+  const pin = !values['no-pin'] && canPin();
   // The children get the workload options; not the orchestrator's own (output, pinning).
-  const passOn: string[] = [];
-  const own = new Set(['--json', '--no-pin', '--out', '--svg']);
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i]!.split('=')[0]!;
-    if (!own.has(name)) passOn.push(argv[i]!);
-    else if ((name === '--out' || name === '--svg') && !argv[i]!.includes('=')) i++;
-  }
-  const children: ChildProcess[] = [];
-  const start = (role: string, cpu: number, nodeFlags: string[], extra: string[]): ChildProcess => {
-    const argv = [process.execPath, ...nodeFlags, script, '--role', role, ...passOn, ...extra];
-    // `taskset` execs node with the IPC descriptor and NODE_CHANNEL_FD inherited.
-    const child = pin ? spawn('taskset', ['-c', String(cpu), ...argv], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    children.push(child);
-    return child;
-  };
-  const killAll = (): void => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
-  process.on('exit', killAll);
-  process.on('SIGINT', () => {
-    killAll();
-    process.exit(130);
-  });
+  const passOn = childArgs(process.argv.slice(2), ...OWN_OPTIONS);
+  const children = new Children(fileURLToPath(import.meta.url), pin);
 
   // Whatever happens, the run ends: ramp allowance + held time + 2 minutes.
   // A shared machine can make the ramp many times slower than `connections / openRate`.
   const rampAllowance = Math.max(120, (connections / openRate) * 10) * 1000;
-  const watchdog = setTimeout(() => {
-    process.stderr.write('soak: watchdog expired; killing the children\n');
-    killAll();
-    process.exit(2);
-  }, rampAllowance + minutes * 60_000 + 120_000);
-  watchdog.unref();
+  children.watchdog(rampAllowance + minutes * 60_000 + 120_000);
 
   // Server (plain node --expose-gc so the sample can force a full GC).
-  const server = start('server', 0, values['no-gc'] ? [] : ['--expose-gc'], []);
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the server did not start within 20 s')), 20_000);
-    server.on('message', function onListening(message: FromServer) {
-      if (message.type === 'listening') {
-        clearTimeout(timer);
-        server.off('message', onListening);
-        resolve(message.port);
-      }
-    });
-    server.once('exit', (code) => reject(new Error(`the server exited with ${code}`)));
-  });
-  const load = start('load', 1, [], ['--port', String(port)]);
+  const server = children.start('server', 0, values['no-gc'] ? [] : ['--expose-gc'], passOn);
+  const { port } = await waitFor<{ type: 'listening'; port: number }>(server, 'listening', 20_000);
+  const load = children.start('load', 1, [], [...passOn, '--port', String(port)]);
   const t0 = performance.now();
   let heldStart = -1;
   log(
@@ -775,91 +551,27 @@ async function main(): Promise<void> {
     if (message.type === 'ready') markHeld(`${connections} connections open`);
   });
   const rampTimer = setTimeout(() => markHeld(`ramp allowance (${(rampAllowance / 1000).toFixed(0)} s) over, target not reached`), rampAllowance);
-  let failed: string | undefined;
-  let stopping = false;
-  for (const [name, child] of [['server', server], ['load', load]] as const) {
-    child.once('exit', (code, signal) => {
-      if (!stopping) failed ??= `the ${name} process exited early (code ${code}, signal ${signal})`;
-    });
-  }
-
-  const ask = <T>(child: ChildProcess): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.off('message', onMessage);
-        reject(new Error('no sample within 15 s'));
-      }, 15_000);
-      function onMessage(message: { type: string; sample?: T }): void {
-        if (message.type !== 'sample') return;
-        clearTimeout(timer);
-        child.off('message', onMessage);
-        resolve(message.sample as T);
-      }
-      child.on('message', onMessage);
-      child.send({ type: 'sample' } satisfies ToChild);
-    });
 
   const rows: Row[] = [];
   log('');
-  log(tableHeader());
-  let prev: { t: number; in: number; out: number } = { t: 0, in: 0, out: 0 };
-  while (!failed) {
-    const nextAt = t0 + (rows.length + 1) * sampleSeconds * 1000;
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, nextAt - performance.now())));
-    if (failed) break;
-    let s: ServerSample;
-    let l: LoadSample;
-    try {
-      [s, l] = await Promise.all([ask<ServerSample>(server), ask<LoadSample>(load)]);
-    } catch (error) {
-      failed = `sampling failed: ${(error as Error).message}`;
-      break;
-    }
-    const t = (performance.now() - t0) / 1000;
-    const dt = t - prev.t;
-    const row: Row = {
-      t,
-      held: heldStart < 0 ? -1 : t - heldStart,
-      server: s,
-      load: l,
-      inRate: (s.messagesIn - prev.in) / dt,
-      outRate: (s.messagesOut - prev.out) / dt,
-    };
-    prev = { t, in: s.messagesIn, out: s.messagesOut };
+  log(TABLE.header());
+  let prev = { in: 0, out: 0 };
+  await sampleEvery<ServerSample, LoadSample>(children, [server, load], t0, sampleSeconds, () => heldStart, ({ dt, ...sampled }) => {
+    const { server: s, load: l } = sampled;
+    const row: Row = { ...sampled, inRate: (s.messagesIn - prev.in) / dt, outRate: (s.messagesOut - prev.out) / dt };
+    prev = { in: s.messagesIn, out: s.messagesOut };
     rows.push(row);
     log(tableRow(row));
     for (const e of l.firstErrors) log(`  load: ${e}`);
-    if (heldStart >= 0 && row.held >= minutes * 60 - sampleSeconds / 2) break;
-  }
+    return heldStart >= 0 && row.held >= minutes * 60 - sampleSeconds / 2;
+  });
   clearTimeout(rampTimer);
 
   // Stop: the load first (it destroys its sockets), then the server (graceful close).
-  stopping = true;
-  const stopChild = (child: ChildProcess): Promise<void> =>
-    new Promise((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve();
-      }, 15_000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      try {
-        child.send({ type: 'stop' } satisfies ToChild);
-      } catch {
-        child.kill('SIGKILL');
-      }
-    });
-  await stopChild(load);
-  await stopChild(server);
+  await children.stop(load, server);
 
   const held = rows.filter((r) => r.held >= 0);
-  if (failed || held.length < 8) {
-    process.stderr.write(`soak: ${failed ?? `too few held samples (${held.length}); use more --minutes or fewer --sample-seconds`}\n`);
-    process.exit(2);
-  }
+  exitIfFailed('soak', children.failure ?? tooFewHeld(held.length));
   const growths: Growth[] = [
     growth(held, 'RSS', 'MiB', (r) => r.server.rss / MiB, 0.1, 8),
     growth(held, 'heap used', 'MiB', (r) => r.server.heapUsed / MiB, 0.1, 4),
@@ -874,8 +586,8 @@ async function main(): Promise<void> {
     growth(held, 'old spaces', 'MiB', (r) => r.server.oldSpaces / MiB, 0.1, 8),
   ];
   const eld = {
-    p99Q2: mean(held.slice(Math.floor(held.length / 4), Math.floor(held.length / 2)).map((r) => r.server.eldP99)),
-    p99Q4: mean(held.slice(Math.floor((3 * held.length) / 4)).map((r) => r.server.eldP99)),
+    p99Q2: mean(secondQuarter(held).map((r) => r.server.eldP99)),
+    p99Q4: mean(lastQuarter(held).map((r) => r.server.eldP99)),
     p99Max: Math.max(...held.map((r) => r.server.eldP99)),
     maxMax: Math.max(...held.map((r) => r.server.eldMax)),
   };
@@ -940,14 +652,7 @@ async function main(): Promise<void> {
 
   log('');
   log(`verdict over ${held.length} held samples (2nd quarter mean → last quarter mean; slope = least squares over the 2nd half):`);
-  for (const g of growths) {
-    const u = g.unit ? ` ${g.unit}` : '';
-    const d = g.unit === 'MiB' ? 1 : 0;
-    log(
-      `  ${pad(g.metric, 9)}: ${g.q2.toFixed(d)} → ${g.q4.toFixed(d)}${u}  (${g.delta >= 0 ? '+' : ''}${g.delta.toFixed(d)}${u}, ${g.deltaPct >= 0 ? '+' : ''}${g.deltaPct.toFixed(1)} %; ` +
-        `slope ${g.slopePerMin >= 0 ? '+' : ''}${g.slopePerMin.toFixed(2)}${u}/min; tolerance ${g.tolerance.toFixed(d)}${u})  ${g.flat ? 'flat' : 'GROWTH'}`,
-    );
-  }
+  for (const g of growths) log(growthLine(g));
   for (const g of heapSizing) {
     log(`  (${g.metric} committed: ${g.q2.toFixed(1)} → ${g.q4.toFixed(1)} MiB, slope ${g.slopePerMin >= 0 ? '+' : ''}${g.slopePerMin.toFixed(2)} MiB/min; informational)`);
   }
@@ -983,14 +688,7 @@ function readHelp(): string {
   --churn-seconds S     churn interval (default 10)
   --churn-clean P       % of connections closed with a close frame each interval (default 2)
   --churn-abrupt P      % of connections destroyed each interval (default 1)
-  --open-rate R         handshakes started per second at most (default 500)
-  --open-concurrency C  handshakes in flight at most (default 100)
-  --no-gc               do not force a full GC before each memory reading
-  --no-presence         hub without presence
-  --no-pin              do not pin the processes to CPUs with taskset
-  --json                one JSON object on stdout (the table goes to stderr)
-  --out FILE            write the JSON summary to FILE
-  --svg FILE            write a plot of RSS/heap, fds/connections and ELD to FILE
+${COMMON_HELP}  --svg FILE            write a plot of RSS/heap, fds/connections and ELD to FILE
 `;
 }
 

@@ -131,6 +131,14 @@ const TASK_INFLATE = 1;
 /** Its pieces are being copied into one buffer. */
 const TASK_ASSEMBLE = 2;
 
+/**
+ * What a frame outside the fast lane (a fragment, a control frame) and a piece joined into a
+ * message cost against `sliceSize`, besides their bytes: 50,000 one-byte fragments are 50 KB of
+ * data but ~40 ms of parsing and joining, so they are counted as ~50 MB and sliced as such.
+ */
+const FRAME_COST = 1024;
+const PIECE_COST = 64;
+
 /** A queued send's `kind` for `sendRaw` (data sends use their opcode, the close frame Opcode.Close). */
 const RAW_FRAME = -1;
 
@@ -544,6 +552,7 @@ export class Connection {
         this.readLengthAndMask(src, at);
 
         if (this.payloadLength === 0) {
+          this.sliceLeft -= FRAME_COST;
           this.endFrame(EMPTY);
         } else if (
           this.fin &&
@@ -563,6 +572,7 @@ export class Connection {
           this.parseState = PARSE_PAYLOAD;
           this.payloadOffset = 0;
           this.framePieces = 0;
+          this.sliceLeft -= FRAME_COST;
         }
       } else {
         const take = Math.min(this.payloadLength - this.payloadOffset, length - pos);
@@ -739,7 +749,7 @@ export class Connection {
     if (this.messageOpcode === this.validatedOpcode && !this.utf8!.end()) {
       throw new ProtocolError('ERR_INVALID_UTF8', CloseCode.InvalidFramePayloadData, 'text message ends inside a UTF-8 sequence');
     }
-    if (this.parts.length > 1 && this.messageSize > this.sliceLeft) {
+    if (this.parts.length > 1 && this.messageSize + this.parts.length * PIECE_COST > this.sliceLeft) {
       // Copying 16 MiB into a new buffer takes 4–10 ms (page faults): more than a slice.
       this.assembly = new Uint8Array(this.messageSize);
       this.assemblyPart = 0;
@@ -760,7 +770,7 @@ export class Connection {
       const piece = parts[part++];
       out.set(piece, offset);
       offset += piece.length;
-      this.sliceLeft -= piece.length;
+      this.sliceLeft -= piece.length + PIECE_COST;
     }
     this.assemblyPart = part;
     this.assemblyOffset = offset;

@@ -100,9 +100,11 @@ test('ping flood from a peer that never reads: pongs hit the send-buffer ceiling
     });
     await echoes;
     const echoMs = Date.now() - t0;
+    // Read only once the whole flood is in: the pongs of 512,000 pings pile up meanwhile (the
+    // server reads on, a slice at a time, and the echoes above are served between its slices).
+    await flood;
     flooder.socket.resume();
     const close = await flooder.expectClose({ timeout: 8000 });
-    await flood;
     console.log(`# ping flood: ${sent * 2000} pings sent before the close; 20 echoes to another client took ${echoMs} ms; close ${close.code}`);
     assert.equal(close.code, 1008);
     assert.equal(close.reason.toString(), 'slow consumer');

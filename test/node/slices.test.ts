@@ -146,6 +146,18 @@ describe('receiving in slices', () => {
     assert.equal(all[0]!.type === 'error' && all[0].error.closeCode, CloseCode.InvalidFramePayloadData);
   });
 
+  test('many tiny fragments are sliced by their count, not only their bytes', () => {
+    const { conn, events } = server({ sliceSize: SLICE });
+    const frames = Array.from({ length: 5000 }, (_, i) => rawFrame(i === 0 ? Opcode.Binary : Opcode.Continuation, Uint8Array.of(i & 0xff), { fin: i === 4999 }));
+    conn.receiveData(join(frames));
+    assert.equal(conn.suspended, true, '5,000 frames of 1 byte are more than one slice of work');
+    const calls = drain(conn);
+    assert.ok(calls >= 50, `${calls} resume() calls`);
+    const [message] = messages(events.take());
+    assert.equal(message?.size, 5000);
+    assert.ok(message!.data.every((b, i) => b === (i & 0xff)));
+  });
+
   test('EOF while suspended drops the work', () => {
     const { conn, events } = server({ sliceSize: SLICE });
     conn.receiveData(compressedFrame(Opcode.Binary, new Uint8Array(2 * MiB)));
