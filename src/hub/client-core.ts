@@ -56,6 +56,14 @@ interface Sub {
   waiters: Array<{ resolve: (result: SubscribeResult) => void; reject: (error: HubClientError) => void }>;
 }
 
+/**
+ * Answers to a resubscription after which the subscription is kept and made again on a new
+ * connection: E_UNAVAILABLE says "not now" (`docs/protocol.md`: retry), E_TIMEOUT leaves the
+ * server's state unknown. Not E_BUSY: a client with more subscriptions than the server lets wait
+ * would get it again on every connection.
+ */
+const RESUBSCRIBE_ON_NEW_CONNECTION: ReadonlySet<string> = new Set(['E_UNAVAILABLE', 'E_TIMEOUT']);
+
 type AnyListener = (...args: never[]) => void;
 /** Each event's listener arguments, as a tuple. */
 type EventMap<Events> = { [K in keyof Events]: unknown[] };
@@ -442,6 +450,16 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
         if (sub.requestId !== id) return;
         sub.requestId = undefined;
         if (error.code === 'E_CONNECTION_LOST') return; // resubscribed on the next connection
+        if (sub.answered && RESUBSCRIBE_ON_NEW_CONNECTION.has(error.code) && this.subs.get(sub.topic) === sub) {
+          // A resubscription the server could not make now (its broker unreachable) or did not
+          // answer in time (then whether it was made is unknown): keep the subscription
+          // and make it again, with recovery, on a new connection — the reconnection's backoff
+          // paces the retries. Dropping it would end delivery for good while the application
+          // believes it is subscribed (found by the partition test, docs/partitions.md).
+          this.fire('error', error);
+          this.transport?.drop();
+          return;
+        }
         if (this.subs.get(sub.topic) === sub) this.subs.delete(sub.topic);
         for (const waiter of sub.waiters.splice(0)) waiter.reject(error);
         if (this.config.emitAllSubscribeErrors || sub.position) this.fire('error', error);

@@ -53,14 +53,19 @@ export interface RedisBrokerOptions extends LivenessOptions {
   readonly connectTimeout?: number;
 }
 
-/** A node-redis client configured the way this broker needs it. */
-function redisClient(url: string, name: string, connectTimeout: number, reconnectDelay: (retries: number, cause: Error) => number | Error) {
+/**
+ * A node-redis client configured the way this broker needs it. `probe` > 0: a PING every `probe`
+ * ms and TCP keepalive after `probe` ms of silence (0: node-redis's defaults, no PING, keepalive
+ * after 30 s).
+ */
+function redisClient(url: string, name: string, connectTimeout: number, probe: number, reconnectDelay: (retries: number, cause: Error) => number | Error) {
   return createClient({
     url,
     name,
     // Fail fast while disconnected: a publish must reject, not wait for Redis to come back.
     disableOfflineQueue: true,
-    socket: { connectTimeout, reconnectStrategy: reconnectDelay },
+    ...(probe > 0 ? { pingInterval: probe } : {}),
+    socket: { connectTimeout, reconnectStrategy: reconnectDelay, ...(probe > 0 ? { keepAlive: true, keepAliveInitialDelay: probe } : {}) },
   });
 }
 
@@ -125,8 +130,18 @@ export class RedisBroker implements Broker {
   async start(node: BrokerNode): Promise<void> {
     assertStartable(this.name, this.#node !== undefined, this.#closed);
     this.#node = node;
-    const client = this.#makeClient(clientName('cmd', node.id));
-    const subscriber = this.#makeClient(clientName('sub', node.id));
+    const client = this.#makeClient(clientName('cmd', node.id), 0);
+    // The subscriber connection only listens: if Redis dropped it while the network was cut (it
+    // gave up retransmitting, or the pub/sub output buffer limit), nothing tells this node — it
+    // sat deaf, delivering nothing, until TCP keepalive (node-redis: after 30 s idle) noticed.
+    // So it is probed every liveness period, twice over: TCP keepalive after that much silence
+    // (the peer resets a connection it forgot), and a PING (which also reaches through a TCP
+    // proxy in front of Redis, where keepalive tests only the hop to the proxy; but node-redis
+    // sends the next PING only once the last was answered, so a PONG lost in the cut stops the
+    // PINGs — keepalive covers that). Then the reconnection's catch-up follows. The command
+    // connection needs neither: the liveness refresh writes on it that often anyway. Found by
+    // the partition test (docs/partitions.md).
+    const subscriber = this.#makeClient(clientName('sub', node.id), this.#liveness.refresh);
     this.#client = client;
     this.#subscriber = subscriber;
     subscriber.on('ready', () => {
@@ -267,11 +282,11 @@ export class RedisBroker implements Broker {
     this.#state.set('disconnected', this.#node);
   }
 
-  #makeClient(name: string): RedisClient {
+  #makeClient(name: string, probe: number): RedisClient {
     let readyOnce = false;
     // The first connection must succeed (start() rejects otherwise); later losses are retried
     // with capped exponential backoff plus jitter.
-    const client = redisClient(this.#url, name, this.#connectTimeout, (retries, cause) =>
+    const client = redisClient(this.#url, name, this.#connectTimeout, probe, (retries, cause) =>
       !readyOnce || this.#closed ? cause : Math.min(50 * 2 ** retries, 2000) + Math.floor(Math.random() * 100),
     );
     client.on('ready', () => {
