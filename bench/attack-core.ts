@@ -20,6 +20,7 @@
 // whether or not the previous one was answered, and each message's RTT runs from its send to
 // its echo. Every victim yields one sample per interval whatever the server does, so p99 is the
 // latency exceeded 1 % of the time; `maxInFlight` shows how many piled up during a stall.
+import { cpuTimes, hostBusy } from './proc-stat.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -528,21 +529,6 @@ export function hasTaskset(): boolean {
   return tasksetWorks;
 }
 
-/** Per-CPU [busy, total] jiffies from /proc/stat. */
-function cpuTimes(): Array<[number, number]> {
-  try {
-    return readFileSync('/proc/stat', 'utf8')
-      .split('\n')
-      .filter((l) => /^cpu\d/.test(l))
-      .map((l) => {
-        const v = l.split(/\s+/).slice(1).map(Number);
-        const idle = (v[3] ?? 0) + (v[4] ?? 0);
-        return [v.reduce((a, b) => a + b, 0) - idle, v.reduce((a, b) => a + b, 0)];
-      });
-  } catch {
-    return [];
-  }
-}
 
 /** What `servers.js --loop-delay` prints on `stop`. */
 interface ServerLoopReport {
@@ -656,8 +642,7 @@ export async function runAttack(options: AttackOptions): Promise<AttackResult> {
     for (const r of roles) r.send(r === server ? `stop ${clock()}` : 'stop');
     const serverCpu = processCpu(server.proc.pid) - serverCpu0;
     const windowSeconds = (performance.now() - window0) / 1000;
-    const host = cpuTimes();
-    const hostBusy = host.map(([busy, total], i) => Math.round((1000 * (busy - host0[i]![0])) / Math.max(1, total - host0[i]![1])) / 10);
+    const busyByCpu = hostBusy(host0, cpuTimes()).map((cpu) => cpu.busy);
     // The server answers `stop` when its loop is free again: after the work it is stuck in.
     const [loop, v, a] = await Promise.all([
       server.waitFor('loop-delay', 30_000),
@@ -674,7 +659,7 @@ export async function runAttack(options: AttackOptions): Promise<AttackResult> {
         loopDelay: loopDelayOf(loopDelay),
         cpuPct: (100 * (Number.isNaN(serverCpu) ? loopDelay.cpuSeconds : serverCpu)) / (Number.isNaN(serverCpu) ? loopDelay.elapsed : windowSeconds),
       },
-      hostBusy,
+      hostBusy: busyByCpu,
     };
     if (a !== undefined) result.attacker = JSON.parse(a) as NonNullable<AttackResult['attacker']>;
     return result;

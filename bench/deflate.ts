@@ -22,6 +22,7 @@
 //
 // Output: one JSON object on one line (the field names of wsload's, where they mean the same).
 import { readFileSync } from 'node:fs';
+import { cpuTimes, hostBusy } from './proc-stat.js';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 
@@ -67,26 +68,6 @@ function serverRss(): number {
   } catch {
     return NaN;
   }
-}
-
-/** Per-CPU [busy, total] jiffies from /proc/stat. */
-function cpuTimes(): Array<[number, number]> {
-  try {
-    return readFileSync('/proc/stat', 'utf8')
-      .split('\n')
-      .filter((l) => /^cpu\d/.test(l))
-      .map((l) => {
-        const v = l.split(/\s+/).slice(1).map(Number);
-        const idle = (v[3] ?? 0) + (v[4] ?? 0);
-        const total = v.reduce((a, b) => a + b, 0);
-        return [total - idle, total];
-      });
-  } catch {
-    return [];
-  }
-}
-function hostBusy(before: Array<[number, number]>, after: Array<[number, number]>): Array<{ busy: number }> {
-  return after.map(([busy, total], i) => ({ busy: Math.round((1000 * (busy - before[i]![0])) / Math.max(1, total - before[i]![1])) / 10 }));
 }
 
 /** Deterministic PRNG (xorshift32) so both servers get the same messages. */
