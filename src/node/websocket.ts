@@ -628,12 +628,17 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
    * growing.
    */
   private startSlices(): void {
+    this.pauseForWork();
+    this.sliced = true;
+    scheduleSlices(this);
+  }
+
+  /** Stop reading while received input waits for its slices (backpressure to the peer). */
+  private pauseForWork(): void {
     if (this.connection.receiveSuspended && !this.workPaused) {
       this.workPaused = true;
       this.transport.pause();
     }
-    this.sliced = true;
-    scheduleSlices(this);
   }
 
   /** @internal One slice of the engine's suspended work; true while more remains. */
@@ -653,16 +658,17 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
       this.flush();
       endBatch();
     }
-    if (this.connection.receiveSuspended && !this.workPaused && !this.closedEmitted) {
-      // Started receiving-side work from a send-only suspension: reading stops now.
-      this.workPaused = true;
-      this.transport.pause();
+    if (this.closedEmitted) {
+      this.sliced = false;
+      return false;
     }
-    if (this.connection.suspended && !this.closedEmitted) return true;
+    // A send-only suspension may have started receiving-side work: reading stops now.
+    this.pauseForWork();
+    if (this.connection.suspended) return true;
     this.sliced = false;
     if (this.workPaused && !this.connection.receiveSuspended) {
       this.workPaused = false;
-      if (!this.readPaused && !this.userPaused && !this.closedEmitted) this.transport.resume();
+      if (!this.readPaused && !this.userPaused) this.transport.resume();
     }
     return false;
   }

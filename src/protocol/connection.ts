@@ -20,6 +20,7 @@ import { InvalidStateError, ProtocolError, protocolError } from './errors.js';
 import type { MessageCodec } from './extension.js';
 import { encodeFrame, encodeFrameHeader, frameHeaderLength, writeFrameHeader } from './frame.js';
 import { MaskKeySource, applyMask } from './mask.js';
+import { RAW_FRAME, SlicedSend } from './sliced-send.js';
 import { Utf8Validator, decodeUtf8, encodeUtf8, isValidUtf8 } from './utf8.js';
 
 /** What the engine reports. Called synchronously from `receiveData`; must not throw. */
@@ -139,35 +140,11 @@ const TASK_ASSEMBLE = 2;
 const FRAME_COST = 1024;
 const PIECE_COST = 64;
 
-/** A queued send's `kind` for `sendRaw` (data sends use their opcode, the close frame Opcode.Close). */
-const RAW_FRAME = -1;
-
-/** A large compressed message being sent in slices (`sliceSize`). */
-interface SlicedMessage {
-  readonly opcode: number;
-  readonly data: Uint8Array;
-  /** How much of `data` was compressed so far. */
-  offset: number;
-  /** No frame of it was queued yet: the next one carries the opcode and RSV1. */
-  first: boolean;
-}
-
-/** A send made while a sliced message was being sent: queued in order behind it. */
-interface QueuedSend {
-  readonly kind: number;
-  readonly data: Uint8Array;
-  readonly fin: boolean;
-  readonly compress: boolean;
-}
-
 /** Above this size (bytes) a server frame's payload is queued as-is behind its header, not copied. */
 const COPY_LIMIT = 2048;
 
 const EMPTY = new Uint8Array(0);
 const NO_CHUNKS: Uint8Array[] = [];
-const NO_SENDS: QueuedSend[] = [];
-/** RFC 7692 §7.2.3.6: the payload of an empty compressed message. */
-const EMPTY_DEFLATE = Uint8Array.of(0x00);
 
 const maskKeys = new MaskKeySource();
 
@@ -227,9 +204,7 @@ export class Connection {
   private assemblyPart = 0;
   private assemblyOffset = 0;
   /** The large compressed message being sent, and the sends that wait behind it. */
-  private outbound: SlicedMessage | undefined;
-  private sendQueue: QueuedSend[] = NO_SENDS;
-  private queuedBytes = 0;
+  private outbound: SlicedSend | undefined;
 
   private _state: State;
   private output: Uint8Array[] = [];
@@ -352,8 +327,7 @@ export class Connection {
 
   /** Bytes of messages accepted by the send methods and not framed yet (a sliced message and what waits behind it). */
   get pendingSendBytes(): number {
-    const message = this.outbound;
-    return message === undefined ? 0 : message.data.length - message.offset + this.queuedBytes;
+    return this.outbound === undefined ? 0 : this.outbound.pendingBytes;
   }
 
   /** The negotiated compression codec, if any. */
@@ -449,7 +423,7 @@ export class Connection {
     this.assertCanSendData();
     if (!this.sendingFragmented) throw new InvalidStateError('no fragmented message is being sent');
     this.sendingFragmented = !fin;
-    if (this.outbound !== undefined) this.queueSend(Opcode.Continuation, data, fin, false);
+    if (this.outbound !== undefined) this.outbound.wait(Opcode.Continuation, data, fin, false);
     else this.queueFrame(Opcode.Continuation, data, fin, false);
   }
 
@@ -462,7 +436,7 @@ export class Connection {
     this.assertCanSendData();
     if (this.sendingFragmented) throw new InvalidStateError('a fragmented message is being sent: finish it first');
     if (this.side === 'client') throw new InvalidStateError('clients must mask each frame: sendRaw is for servers');
-    if (this.outbound !== undefined) this.queueSend(RAW_FRAME, frame, true, false);
+    if (this.outbound !== undefined) this.outbound.wait(RAW_FRAME, frame, true, false);
     else this.pushChunk(frame);
   }
 
@@ -852,7 +826,7 @@ export class Connection {
     const fin = options?.fin ?? true;
     const compress = options?.compress !== false;
     this.sendingFragmented = !fin;
-    if (this.outbound !== undefined) this.queueSend(opcode, data, fin, compress);
+    if (this.outbound !== undefined) this.outbound.wait(opcode, data, fin, compress);
     else this.emitData(opcode, data, fin, compress);
   }
 
@@ -862,7 +836,8 @@ export class Connection {
     if (fin && codec && compress && data.length >= codec.threshold) {
       if (data.length > this.sliceSize && codec.compressPart !== undefined) {
         // Compressed a slice per `resume()`: the host sees `suspended` and calls it.
-        this.outbound = { opcode, data, offset: 0, first: true };
+        if (this.outbound === undefined) this.outbound = new SlicedSend(opcode, data);
+        else this.outbound.restart(opcode, data); // a waiting send, let go after the last one
         return;
       }
       this.queueFrame(opcode, codec.compress(data), true, true);
@@ -875,51 +850,29 @@ export class Connection {
   private continueOutbound(): void {
     const codec = this.codec!;
     while (this.outbound !== undefined && this.sliceLeft > 0) {
-      const message = this.outbound;
-      const end = Math.min(message.data.length, message.offset + this.sliceLeft);
-      const last = end === message.data.length;
-      const out = codec.compressPart!(message.data.subarray(message.offset, end), last);
-      this.sliceLeft -= end - message.offset;
-      message.offset = end;
-      if (out.length > 0 || last) {
-        // RFC 7692 §6.1: the opcode and RSV1 on the first frame only, continuations after it.
-        const payload = last && message.first && out.length === 0 ? EMPTY_DEFLATE : out;
-        this.queueFrame(message.first ? message.opcode : Opcode.Continuation, payload, last, message.first);
-        message.first = false;
-      }
-      if (last) {
-        this.outbound = undefined;
-        this.sendQueued();
-      }
+      const outbound = this.outbound;
+      const frame = outbound.nextFrame(codec, this.sliceLeft);
+      this.sliceLeft -= frame.consumed;
+      if (frame.payload !== undefined) this.queueFrame(frame.opcode, frame.payload, frame.fin, frame.rsv1);
+      if (frame.fin) this.sendWaiting(outbound);
     }
   }
 
-  private queueSend(kind: number, data: Uint8Array, fin: boolean, compress: boolean): void {
-    if (this.sendQueue === NO_SENDS) this.sendQueue = [];
-    this.sendQueue.push({ kind, data, fin, compress });
-    this.queuedBytes += data.length;
-  }
-
   /** The sliced message is out: frame what waited behind it, until another large one starts. */
-  private sendQueued(): void {
-    const queue = this.sendQueue;
-    while (this.outbound === undefined && queue.length > 0) {
-      const send = queue.shift()!;
-      this.queuedBytes -= send.data.length;
+  private sendWaiting(outbound: SlicedSend): void {
+    for (let send = outbound.nextWaiting(); send !== undefined; send = outbound.nextWaiting()) {
       if (send.kind === RAW_FRAME) this.pushChunk(send.data);
       else if (send.kind === Opcode.Close) this.queueFrame(Opcode.Close, send.data, true, false);
       else this.emitData(send.kind, send.data, send.fin, send.compress);
     }
+    if (!outbound.sending) this.outbound = undefined;
   }
 
   /** Drop the sliced message and what waits behind it; returns the payload of a close frame among them. */
   private abandonSends(): Uint8Array | undefined {
-    if (this.outbound === undefined) return undefined;
-    const close = this.sendQueue.find((send) => send.kind === Opcode.Close);
+    const close = this.outbound?.waitingClose();
     this.outbound = undefined;
-    this.sendQueue = NO_SENDS;
-    this.queuedBytes = 0;
-    return close?.data;
+    return close;
   }
 
   private assertCanSendData(): void {
@@ -949,7 +902,7 @@ export class Connection {
     } else if (reason !== '') {
       throw new RangeError('a close reason needs a close code');
     }
-    if (this.outbound !== undefined) this.queueSend(Opcode.Close, payload, true, false);
+    if (this.outbound !== undefined) this.outbound.wait(Opcode.Close, payload, true, false);
     else this.queueFrame(Opcode.Close, payload, true, false);
     this.closeSent = true;
     this._closeSentCode = code ?? CloseCode.NoStatusReceived;
@@ -1036,70 +989,4 @@ function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
     offset += part.length;
   }
   return out;
-}
-
-/** An event, for the event-list style of driving a `Connection`. */
-export type ConnectionEvent =
-  | {
-      /** A complete message (`onMessage`). */
-      readonly type: 'message';
-      /** The whole message, reassembled and decompressed; text is validated UTF-8. */
-      readonly data: Uint8Array;
-      /** True for a binary message, false for text. */
-      readonly binary: boolean;
-    }
-  | {
-      /** A ping; its pong is already queued (`onPing`). */
-      readonly type: 'ping';
-      /** The ping's application data, at most 125 bytes. */
-      readonly data: Uint8Array;
-    }
-  | {
-      /** A pong (`onPong`). */
-      readonly type: 'pong';
-      /** The pong's application data, at most 125 bytes. */
-      readonly data: Uint8Array;
-    }
-  | {
-      /** A close frame arrived (`onClose`). */
-      readonly type: 'close';
-      /** The peer's close code; 1005 when its close frame had no payload. */
-      readonly code: number;
-      /** The peer's close reason ('' if none). */
-      readonly reason: string;
-    }
-  | {
-      /** The peer broke the protocol; a close frame is queued (`onProtocolError`). */
-      readonly type: 'error';
-      /** What the peer did wrong, with the close code sent for it. */
-      readonly error: ProtocolError;
-    };
-
-/**
- * A handler that records events in order, for the python-websockets style:
- * `conn.receiveData(bytes); for (const e of queue.take()) …`.
- */
-export class EventQueue implements ConnectionHandler {
-  private events: ConnectionEvent[] = [];
-  onMessage(data: Uint8Array, binary: boolean): void {
-    this.events.push({ type: 'message', data, binary });
-  }
-  onPing(data: Uint8Array): void {
-    this.events.push({ type: 'ping', data });
-  }
-  onPong(data: Uint8Array): void {
-    this.events.push({ type: 'pong', data });
-  }
-  onClose(code: number, reason: string): void {
-    this.events.push({ type: 'close', code, reason });
-  }
-  onProtocolError(error: ProtocolError): void {
-    this.events.push({ type: 'error', error });
-  }
-  /** The events received since the last call, oldest first. */
-  take(): ConnectionEvent[] {
-    const out = this.events;
-    this.events = [];
-    return out;
-  }
 }

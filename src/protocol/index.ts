@@ -6,7 +6,8 @@
 export * from './constants.js';
 export { DuplexError, ProtocolError, InvalidStateError, HandshakeError, protocolError, type ProtocolErrorCode } from './errors.js';
 export type { ExtensionOffer, MessageCodec } from './extension.js';
-export { Connection, EventQueue, type ConnectionEvent, type ConnectionHandler, type ConnectionOptions, type MaskingKeySource, type SendOptions as FrameSendOptions } from './connection.js';
+export { Connection, type ConnectionHandler, type ConnectionOptions, type MaskingKeySource, type SendOptions as FrameSendOptions } from './connection.js';
+export { EventQueue, type ConnectionEvent } from './event-queue.js';
 export { encodeFrame, encodeFrameHeader, frameHeaderLength, writeFrameHeader, type FrameFlags } from './frame.js';
 export { applyMask, MaskKeySource } from './mask.js';
 export { Utf8Validator, isValidUtf8, decodeUtf8, encodeUtf8 } from './utf8.js';

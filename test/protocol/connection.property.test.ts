@@ -1,7 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Connection, EventQueue, type ConnectionEvent } from '../../src/protocol/connection.js';
+import { Connection } from '../../src/protocol/connection.js';
+import { EventQueue, type ConnectionEvent } from '../../src/protocol/event-queue.js';
 import { Opcode } from '../../src/protocol/constants.js';
 import { encodeUtf8 } from '../../src/protocol/utf8.js';
 import { decodeFrames, join, rawFrame, type RawFrameOptions } from './engine-helpers.js';

@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Connection, EventQueue, type ConnectionEvent, type ConnectionOptions } from '../../src/protocol/connection.js';
+import { Connection, type ConnectionOptions } from '../../src/protocol/connection.js';
+import { EventQueue, type ConnectionEvent } from '../../src/protocol/event-queue.js';
 import { CloseCode, Opcode, State } from '../../src/protocol/constants.js';
 import { InvalidStateError, ProtocolError, type ProtocolErrorCode } from '../../src/protocol/errors.js';
 import type { MessageCodec } from '../../src/protocol/extension.js';
