@@ -1,5 +1,5 @@
-// Helpers shared by the demo apps: a client for this server, a connection-state badge, and the
-// position of a topic's recent history (so a page can show what was said before it joined).
+// Helpers shared by the demo apps: a client for this server, a connection-state badge, and a
+// topic's recent history (so a page can show what was said before it joined).
 import { DuplexClient } from '/duplex/client.js';
 
 /** A client for this server's hub at /ws; `params` go in the URL (e.g. a display name). */
@@ -25,19 +25,22 @@ export function showState(client, element) {
 }
 
 /**
- * Where to start a subscription to see up to `count` earlier publications: `{epoch, offset}`,
- * from the server's `/api/topics/<topic>` (undefined if it cannot say).
+ * Show up to `count` earlier publications of `topic`, then subscribe from where they end: the
+ * history comes from the server's `duplex.history` RPC (`{publications, epoch, offset}`), each
+ * publication goes to `listener` as if recovered, and the subscription continues after the
+ * topic's position, so nothing published meanwhile is missed or shown twice. Without the RPC
+ * (an older server, or a refusal) it subscribes from now. Resolves with how many were shown.
  */
-export async function recentPosition(topic, count) {
+export async function subscribeWithHistory(client, topic, count, listener, options = {}) {
+  let recent;
   try {
-    const token = new URLSearchParams(location.search).get('token');
-    const response = await fetch(`/api/topics/${encodeURIComponent(topic)}`, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
-    if (!response.ok) return undefined;
-    const { epoch, offset, first } = await response.json();
-    return { epoch, offset: Math.max(first - 1, offset - count, 0) };
-  } catch {
-    return undefined;
+    recent = await client.rpc('duplex.history', { topic, limit: count });
+  } catch (error) {
+    console.warn('duplex.history', error.message);
   }
+  for (const p of recent?.publications ?? []) listener(p.data, { topic, offset: p.offset, epoch: recent.epoch, recovered: true });
+  await client.subscribe(topic, listener, recent ? { ...options, from: { epoch: recent.epoch, offset: recent.offset } } : options);
+  return recent?.publications.length ?? 0;
 }
 
 /** `12:04:05` for a timestamp. */

@@ -2,7 +2,7 @@
 // one (`typing:<room>`, no history: the server keeps none for `typing:` topics) for typing
 // indicators. The client resubscribes after a dropped connection from the last offset it saw,
 // so messages sent meanwhile arrive on return, in order, exactly once.
-import { clock, connect, recentPosition, showState } from '/common.js';
+import { clock, connect, showState, subscribeWithHistory } from '/common.js';
 
 const $ = (id) => document.getElementById(id);
 const HISTORY = 50;
@@ -198,9 +198,9 @@ function join(name, room) {
 
   // ---- start: recent history, then live ----
   (async () => {
-    const from = await recentPosition(topic, HISTORY);
     const before = list.childElementCount;
-    await client.subscribe(topic, onMessage, from ? { from } : {});
+    // The history comes from an RPC: the server's `duplex.history`, or your backend's.
+    await subscribeWithHistory(client, topic, HISTORY, onMessage);
     const shown = list.childElementCount - before;
     if (shown > 0) {
       const divider = document.createElement('div');

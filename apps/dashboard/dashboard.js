@@ -1,7 +1,7 @@
 // The live dashboard: `duplex serve` publishes simulated prices to the `ticker` topic five times a
 // second; this page draws them on a canvas (no chart library) and keeps a table of the latest
 // values. On load it starts from recent history, so the chart is not empty.
-import { clock, connect, recentPosition, showState } from '/common.js';
+import { clock, connect, showState, subscribeWithHistory } from '/common.js';
 
 const $ = (id) => document.getElementById(id);
 const TOPIC = 'ticker';
@@ -162,5 +162,4 @@ setInterval(() => {
   $('rate').textContent = String(arrivals.length);
 }, 250);
 
-const from = await recentPosition(TOPIC, KEEP);
-await client.subscribe(TOPIC, onTick, from ? { from } : {});
+await subscribeWithHistory(client, TOPIC, KEEP, onTick);

@@ -7,8 +7,8 @@
  *
  * It is the hub client core — shared with the Node `HubClient`: the protocol, the reconnection
  * loop, its backoff and close-code policy, the defaults, the error class — with the browser's
- * `WebSocket` as the transport: connect with a token, subscribe / unsubscribe / publish
- * (acknowledged) / presence, join and leave events, automatic reconnection with exponential
+ * `WebSocket` as the transport: connect with a token (and connect data), subscribe / unsubscribe /
+ * publish (acknowledged) / presence / rpc, join and leave events, automatic reconnection with exponential
  * backoff and full jitter (paused while the browser says it is offline), and resubscription
  * with recovery from the last offset and epoch seen, so messages published while a page was
  * away arrive after it comes back, in order, exactly once.
@@ -24,7 +24,7 @@
  */
 import type { Json, PresenceMember } from '../hub/broker.js';
 import type { ConnectResult, PublishResult, StreamPosition, SubscribeResult } from '../hub/wire.js';
-import { HubClientCore, type ClientState, type CoreEvents, type GapInfo, type HubTransport, type MessageListener, type MessageMeta, type SubscribeOptions } from '../hub/client-core.js';
+import { HubClientCore, connectDataOf, type ClientState, type CoreEvents, type GapInfo, type HubTransport, type MessageListener, type MessageMeta, type SubscribeOptions } from '../hub/client-core.js';
 import { HubClientError } from '../hub/client-errors.js';
 import { toError } from '../protocol/errors.js';
 import { HubCloseCode } from '../hub/client-reconnect.js';
@@ -102,7 +102,7 @@ export interface WebSocketLike {
   }>;
   /** Set by the client: the connection closed. */
   onclose: EventHandlerAttribute<{
-    /** The close code (1006: dropped without a close frame; 1003 and 1008 stop the client, 4008 "slow consumer" and the rest reconnect). */
+    /** The close code (1006: dropped without a close frame; 1003 and 1008 stop the client; 1013, 4001, 4008 and the rest reconnect). */
     code: number;
     /** The close reason ('' if none). */
     reason: string;
@@ -117,6 +117,13 @@ export type WebSocketConstructor = new (url: string) => WebSocketLike;
 export interface DuplexClientOptions {
   /** A token (JWT), or a function giving a fresh one before each connection. Sent in the `connect` message. */
   token?: string | (() => string | Promise<string>);
+  /**
+   * Application data for the server's connect hook (e.g. a backend that decides who the page is
+   * from its cookies and this), sent as `data` in every `connect` message: any JSON, 32 levels
+   * deep at most, or a function returning it (sync or async), asked again before each
+   * connection. A function that throws (or rejects) fails that connection, which is retried.
+   */
+  connectData?: Json | (() => Json | Promise<Json>);
   /** Query parameters added to the URL (e.g. `{ name: 'Ada' }` for an anonymous demo server's presence). */
   params?: Record<string, string>;
   /** First retry waits up to this long, ms (default 1000, as the Node `HubClient`; the ceiling doubles per attempt). */
@@ -126,7 +133,7 @@ export interface DuplexClientOptions {
   /** A request without an answer for this long fails with E_TIMEOUT, ms (default 10 000). */
   requestTimeout?: number;
   /**
-   * Publishes and presence queries kept while disconnected (default 256, as the Node `HubClient`:
+   * Publishes, RPCs and presence queries kept while disconnected (default 256, as the Node `HubClient`:
    * a hub answers E_BUSY beyond 256 waiting requests of a connection); more → E_QUEUE_FULL.
    */
   maxQueuedRequests?: number;
@@ -173,6 +180,7 @@ export class DuplexClient extends HubClientCore<'open', DuplexEvents> {
     super({
       openState: 'open',
       token: async () => (typeof options.token === 'function' ? options.token() : options.token),
+      connectData: connectDataOf(options.connectData),
       requestTimeout: options.requestTimeout,
       maxQueuedRequests: options.maxQueuedRequests,
       emitAllSubscribeErrors: true,

@@ -91,6 +91,11 @@ export const SERVE_FLAGS = {
   'history-ttl': { type: 'string', value: 'MS', config: 'history.ttl', description: 'how long they are kept (default {default})' },
   'max-message-size': { type: 'string', value: 'B', config: 'limits.maxMessageSize', description: 'larger WebSocket messages: close 1009 (default {default})' },
   'max-connections': { type: 'string', value: 'N', config: 'limits.maxConnections', description: 'more: 503 with Retry-After (default: no limit)' },
+  'api-key': { type: 'string', multiple: true, value: 'KEY', config: 'api.keys', description: 'turn on the server API under /api/ with this key (repeatable;\nbetter: DUPLEX_API_KEYS, not seen in ps)' },
+  'hook-connect': { type: 'string', value: 'URL', config: 'hooks.connect.url', description: 'ask this backend URL who each connection is' },
+  'hook-subscribe': { type: 'string', value: 'URL', config: 'hooks.subscribe.url', description: 'ask this backend URL before each client subscribe' },
+  'hook-publish': { type: 'string', value: 'URL', config: 'hooks.publish.url', description: 'ask this backend URL before each client publish' },
+  'hook-rpc': { type: 'string', value: 'URL', config: 'hooks.rpc.url', description: 'forward client RPCs to this backend URL' },
 } as const satisfies Flags;
 
 export const BENCH_FLAGS = {

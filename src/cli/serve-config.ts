@@ -58,14 +58,42 @@ export interface ServeConfig {
     /** Topics starting with one of these keep no history (typing indicators and the like). */
     ephemeralPrefixes: string[];
   };
+  /** The server API under /api/ (docs/server-api.md). */
+  api: {
+    /** Keys accepted in `Authorization: apikey <key>` (none: the API is off). */
+    keys: string[];
+    /** Largest request body, bytes. */
+    maxBodySize: number;
+  };
+  /** The backend hooks (docs/backend-hooks.md): one per kind, or undefined. */
+  hooks: Record<HookKind, HookSettings | undefined>;
   /** 'memory', or a redis://, rediss:// or nats:// URL. */
   broker: string;
+  /** What the broker's keys (Redis) or subjects, stream and buckets (NATS) start with: separates hubs sharing one server (undefined: the broker's default). */
+  brokerPrefix: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   jsonLogs: boolean;
   /** Run the simulated ticker feed of the dashboard demo. */
   demoFeed: boolean;
   /** Serve the demo apps and the browser client. */
   apps: boolean;
+}
+
+/** The kinds of backend hook. */
+export type HookKind = 'connect' | 'subscribe' | 'publish' | 'rpc';
+/** The backend hook kinds, in their config order. */
+export const HOOK_KINDS: readonly HookKind[] = ['connect', 'subscribe', 'publish', 'rpc'];
+
+/** One backend hook's settings (unset ones take the hook's defaults). */
+export interface HookSettings {
+  /** Where the hook POSTs (http:// or https://). */
+  url: string;
+  /** ms before the hook gives up (E_UNAVAILABLE). */
+  timeout: number | undefined;
+  /** Handshake headers forwarded to the backend. */
+  headers: string[] | undefined;
+  /** Retries of a failed call (connect and subscribe only). */
+  retries: number | undefined;
 }
 
 /**
@@ -89,7 +117,10 @@ export function defaultConfig(): ServeConfig {
       idleTimeout: DEFAULTS.connection.idleTimeout,
     },
     history: { size: DEFAULTS.hub.history.size, ttl: DEFAULTS.hub.history.ttl, ephemeralPrefixes: [...DEFAULTS.serve.ephemeralPrefixes] },
+    api: { keys: [], maxBodySize: DEFAULTS.hub.serverApi.maxBodySize },
+    hooks: { connect: undefined, subscribe: undefined, publish: undefined, rpc: undefined },
     broker: 'memory',
+    brokerPrefix: undefined,
     logLevel: 'info',
     jsonLogs: false,
     demoFeed: true,
@@ -100,7 +131,7 @@ export function defaultConfig(): ServeConfig {
 /** Where a value came from, for error messages. */
 type Source = string;
 
-type Kind = 'port' | 'int' | 'nonneg' | 'string' | 'bool' | 'strings' | 'level' | 'policy';
+type Kind = 'port' | 'int' | 'nonneg' | 'string' | 'bool' | 'strings' | 'level' | 'policy' | 'url';
 interface Field {
   readonly path: readonly string[];
   readonly kind: Kind;
@@ -132,7 +163,19 @@ const FIELDS: readonly Field[] = [
   { path: ['history', 'size'], kind: 'nonneg', env: 'DUPLEX_HISTORY_SIZE' },
   { path: ['history', 'ttl'], kind: 'nonneg', env: 'DUPLEX_HISTORY_TTL' },
   { path: ['history', 'ephemeralPrefixes'], kind: 'strings', env: 'DUPLEX_HISTORY_EPHEMERAL_PREFIXES' },
+  { path: ['api', 'keys'], kind: 'strings', env: 'DUPLEX_API_KEYS' },
+  { path: ['api', 'maxBodySize'], kind: 'int', env: 'DUPLEX_API_MAX_BODY_SIZE' },
+  ...HOOK_KINDS.flatMap((kind): Field[] => {
+    const env = `DUPLEX_HOOK_${kind.toUpperCase()}`;
+    return [
+      { path: ['hooks', kind, 'url'], kind: 'url', env: `${env}_URL` },
+      { path: ['hooks', kind, 'timeout'], kind: 'int', env: `${env}_TIMEOUT` },
+      { path: ['hooks', kind, 'headers'], kind: 'strings', env: `${env}_HEADERS` },
+      { path: ['hooks', kind, 'retries'], kind: 'nonneg', env: `${env}_RETRIES` },
+    ];
+  }),
   { path: ['broker'], kind: 'string', env: 'DUPLEX_BROKER' },
+  { path: ['brokerPrefix'], kind: 'string', env: 'DUPLEX_BROKER_PREFIX' },
   { path: ['logLevel'], kind: 'level', env: 'DUPLEX_LOG_LEVEL' },
   { path: ['jsonLogs'], kind: 'bool', env: 'DUPLEX_JSON_LOGS' },
   { path: ['demoFeed'], kind: 'bool', env: 'DUPLEX_DEMO_FEED' },
@@ -141,8 +184,6 @@ const FIELDS: readonly Field[] = [
 
 /** The environment variables `duplex serve` reads (for the docs and the usage text). */
 export const ENV_VARIABLES = ['DUPLEX_CONFIG', ...FIELDS.map((f) => f.env)];
-
-const SECTIONS = new Set(['tls', 'auth', 'limits', 'history']);
 
 function keyName(path: readonly string[]): string {
   return path.join('.');
@@ -188,6 +229,16 @@ function convert(field: Field, raw: unknown, source: Source): unknown {
     case 'string':
       if (typeof raw !== 'string' || raw === '') throw new ConfigError(`${where} must be a non-empty string, got ${JSON.stringify(raw)}`);
       return raw;
+    case 'url': {
+      let url: URL | undefined;
+      try {
+        url = typeof raw === 'string' ? new URL(raw) : undefined;
+      } catch {
+        url = undefined;
+      }
+      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new ConfigError(`${where} must be an http:// or https:// URL, got ${JSON.stringify(raw)}`);
+      return raw;
+    }
     case 'strings': {
       // From the environment or flags: comma-separated.
       const list: unknown = fromText ? (raw as string).split(',') : raw;
@@ -234,24 +285,31 @@ function applyFile(config: ServeConfig, file: string, set: Set<string>): void {
   if (!isObject(json)) throw new ConfigError(`the config file ${file} must hold a JSON object`);
   const source = `config file ${file}`;
   const known = new Map(FIELDS.map((f) => [keyName(f.path), f]));
-  for (const [key, value] of Object.entries(json)) {
-    if (key === '$schema' || key === '//') continue;
-    if (SECTIONS.has(key)) {
-      if (key === 'tls' && value === null) continue;
-      if (!isObject(value)) throw new ConfigError(`${key} (from ${source}) must be an object`);
-      for (const [sub, subValue] of Object.entries(value)) {
-        const field = known.get(`${key}.${sub}`);
-        if (!field) throw new ConfigError(`unknown key "${key}.${sub}" in ${source} (known ${key} keys: ${FIELDS.filter((f) => f.path[0] === key).map((f) => f.path[1]).join(', ')})`);
-        if (subValue === null) continue;
-        assign(config, field.path, convert(field, subValue, source), set);
+  /** The keys one level below `prefix` (sections: tls, auth, hooks, hooks.connect…). */
+  const childrenOf = (prefix: readonly string[]): string[] => [
+    ...new Set(FIELDS.filter((f) => f.path.length > prefix.length && prefix.every((p, i) => f.path[i] === p)).map((f) => f.path[prefix.length]!)),
+  ];
+  const walk = (object: Record<string, unknown>, prefix: readonly string[]): void => {
+    for (const [key, value] of Object.entries(object)) {
+      if (prefix.length === 0 && (key === '$schema' || key === '//')) continue;
+      const path = [...prefix, key];
+      const field = known.get(keyName(path));
+      if (field) {
+        if (value !== null) assign(config, field.path, convert(field, value, source), set);
+        continue;
       }
-      continue;
+      const children = childrenOf(path);
+      if (children.length === 0) {
+        const where = prefix.length === 0 ? '' : ` ${keyName(prefix)}`;
+        throw new ConfigError(`unknown key "${keyName(path)}" in ${source} (known${where} keys: ${childrenOf(prefix).join(', ')})`);
+      }
+      // A section: an object of its keys, or null for "none".
+      if (value === null) continue;
+      if (!isObject(value)) throw new ConfigError(`${keyName(path)} (from ${source}) must be an object`);
+      walk(value, path);
     }
-    const field = known.get(key);
-    if (!field) throw new ConfigError(`unknown key "${key}" in ${source} (known keys: ${[...new Set(FIELDS.map((f) => f.path[0]))].join(', ')})`);
-    if (value === null) continue;
-    assign(config, field.path, convert(field, value, source), set);
-  }
+  };
+  walk(json, []);
 }
 
 /** Flags, as parsed by `node:util` parseArgs. */
@@ -316,8 +374,11 @@ function validate(config: ServeConfig, set: ReadonlySet<string>): void {
       throw new ConfigError(`auth.publicKey: ${auth.publicKey} is not a PEM public key: ${(error as Error).message}`);
     }
   }
+  if (config.hooks.connect !== undefined && auth.anonymous && set.has('auth.anonymous')) {
+    throw new ConfigError('auth.anonymous and hooks.connect: the connect hook decides who each connection is; leave anonymous unset');
+  }
   // With no way to verify tokens, the server is the anonymous demo server unless told otherwise.
-  if (auth.secret === undefined && auth.publicKey === undefined) {
+  if (auth.secret === undefined && auth.publicKey === undefined && config.hooks.connect === undefined) {
     if (!auth.anonymous && set.has('auth.anonymous')) {
       throw new ConfigError('auth: anonymous is false but neither auth.secret nor auth.publicKey is set: nobody could connect');
     }
@@ -333,6 +394,9 @@ function validate(config: ServeConfig, set: ReadonlySet<string>): void {
       throw new ConfigError(`broker ${JSON.stringify(config.broker)} is not a valid URL`);
     }
   }
+  if (config.brokerPrefix !== undefined && !/^[A-Za-z0-9_-]+$/.test(config.brokerPrefix)) {
+    throw new ConfigError(`brokerPrefix must be letters, digits, "_" and "-" only (a NATS subject token), got ${JSON.stringify(config.brokerPrefix)}`);
+  }
   if (config.allowedOrigins !== undefined) {
     for (const origin of config.allowedOrigins) {
       let url: URL;
@@ -345,4 +409,14 @@ function validate(config: ServeConfig, set: ReadonlySet<string>): void {
     }
   }
   if (config.limits.maxMessageSize > 2 ** 31) throw new ConfigError('limits.maxMessageSize must be at most 2 GiB');
+  for (const kind of HOOK_KINDS) {
+    const hook = config.hooks[kind] as Partial<HookSettings> | undefined;
+    if (hook === undefined) continue;
+    if (hook.url === undefined) throw new ConfigError(`hooks.${kind}: url is required (the backend endpoint the hook POSTs to)`);
+    config.hooks[kind] = { url: hook.url, timeout: hook.timeout, headers: hook.headers, retries: hook.retries };
+    if (hook.retries !== undefined && (kind === 'publish' || kind === 'rpc')) {
+      throw new ConfigError(`hooks.${kind}.retries: a ${kind} hook is never retried (a retry could act twice); retries are for connect and subscribe`);
+    }
+  }
+  if (config.api.keys.some((key) => key.length < 16)) throw new ConfigError('api.keys: each key must be at least 16 characters long (use e.g. `openssl rand -hex 32`)');
 }

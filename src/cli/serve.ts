@@ -17,14 +17,17 @@ import { requirePeer } from '../node/peer.js';
 import { WebSocketServer } from '../node/server/server.js';
 import { requestInfo } from '../node/server/request.js';
 import type { Logger } from '../node/logger.js';
-import { HandshakeError } from '../protocol/errors.js';
-import { Hub, type HubOptions } from '../hub/hub.js';
+import { Hub, type HubContext, type HubOptions } from '../hub/hub.js';
+import { HubError } from '../hub/errors.js';
+import { createBackendHooks, type BackendHookConfig } from '../hub/backend-hooks.js';
+import { createServerApi } from '../hub/server-api.js';
+import { ControlPlane } from '../hub/control.js';
 import { MemoryBroker } from '../hub/brokers/memory.js';
 import { topicProblem } from '../hub/parse-request.js';
 import { RESERVED_PREFIX } from '../hub/wire.js';
 import type { Broker, BrokerNode, HistoryOptions, Json } from '../hub/broker.js';
 import type { HubIdentity } from '../hub/auth.js';
-import { ConfigError, loadConfig, type ServeConfig } from './serve-config.js';
+import { ConfigError, HOOK_KINDS, loadConfig, type HookKind, type ServeConfig } from './serve-config.js';
 import { createMetrics } from './metrics.js';
 import { SECURITY_HEADERS, sendText, serveStatic } from './static.js';
 import type { Parsed } from './args.js';
@@ -77,14 +80,15 @@ class ObservedBroker implements Broker {
   unsubscribe(topic: string): Promise<void> {
     return this.inner.unsubscribe(topic);
   }
-  publish(topic: string, data: string, history: HistoryOptions, publisher?: string) {
-    return this.inner.publish(topic, data, history, publisher).then(
+  publish(topic: string, data: string, history: HistoryOptions, publisher?: string, idempotencyKey?: string) {
+    const counted = !ControlPlane.isControlTopic(topic);
+    return this.inner.publish(topic, data, history, publisher, idempotencyKey).then(
       (publication) => {
-        this.published++;
+        if (counted) this.published++;
         return publication;
       },
       (error: unknown) => {
-        this.publishFailures++;
+        if (counted) this.publishFailures++;
         throw error;
       },
     );
@@ -107,16 +111,17 @@ class ObservedBroker implements Broker {
   }
 }
 
-async function createBroker(url: string): Promise<Broker> {
+async function createBroker(url: string, prefix: string | undefined): Promise<Broker> {
   if (url === 'memory') return new MemoryBroker();
   // Imported on demand: `redis` and `nats` are optional peer dependencies.
   try {
     if (url.startsWith('nats://')) {
       const { NatsBroker } = await import('../hub/brokers/nats.js');
-      return new NatsBroker({ servers: url });
+      return new NatsBroker({ servers: url, ...(prefix !== undefined ? { prefix } : {}) });
     }
     const { RedisBroker } = await import('../hub/brokers/redis.js');
-    return new RedisBroker({ url });
+    // Redis keys read `<prefix>:{topic}:…`, as the broker's default `duplex:`.
+    return new RedisBroker({ url, ...(prefix !== undefined ? { prefix: `${prefix}:` } : {}) });
   } catch (error) {
     const pkg = url.startsWith('nats://') ? 'nats' : 'redis';
     throw new ConfigError(`broker ${url} needs the "${pkg}" package: npm install ${pkg} (${(error as Error).message})`);
@@ -196,7 +201,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 /** Start the server described by `config`. Rejects if the port is taken or the broker cannot be reached. */
 export async function startServe(config: ServeConfig, logger: Logger): Promise<ServeHandle> {
   const started = Date.now();
-  const broker = new ObservedBroker(await createBroker(config.broker));
+  const broker = new ObservedBroker(await createBroker(config.broker, config.brokerPrefix));
   const ephemeral = config.history.ephemeralPrefixes;
   const history: HistoryOptions = { size: config.history.size, ttl: config.history.ttl };
   const none: HistoryOptions = { size: 0, ttl: 0 };
@@ -223,7 +228,10 @@ export async function startServe(config: ServeConfig, logger: Logger): Promise<S
       },
     };
   }
+  const hooks = backendHooks(config, logger);
+  Object.assign(hubOptions, hooks);
   const hub = new Hub<HubIdentity>(hubOptions);
+  hub.rpc(HISTORY_RPC, (ctx, params) => historyRpc(hub, hubOptions, ctx, params));
   try {
     await hub.start();
   } catch (error) {
@@ -250,10 +258,14 @@ export async function startServe(config: ServeConfig, logger: Logger): Promise<S
     slowConsumer: config.limits.slowConsumer,
   });
 
+  // The server API (docs/server-api.md): off (404 for every /api/ path) without keys.
+  const api = createServerApi(hub, { keys: config.api.keys, maxBodySize: config.api.maxBodySize, logger });
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const raw = req.url ?? '/';
     const path = raw.split('?')[0]!;
     if (!path.startsWith('/')) return sendText(res, 400, 'bad request\n');
+    if (await api(req, res)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendText(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
     if (path === '/healthz') {
       const stats = server.stats();
@@ -273,7 +285,6 @@ export async function startServe(config: ServeConfig, logger: Logger): Promise<S
       return;
     }
     if (path === '/ws') return sendText(res, 426, 'This is the hub\'s WebSocket endpoint: connect with a WebSocket client (see docs/protocol.md).\n', { Upgrade: 'websocket' });
-    if (path.startsWith('/api/topics/')) return topicPosition(req, res, path.slice('/api/topics/'.length));
     if (!config.apps) return sendText(res, 404, 'not found\n');
     if (path === '/duplex/client.js') {
       res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Content-Length': Buffer.byteLength(CLIENT_ENTRY), 'Cache-Control': 'no-cache', ...SECURITY_HEADERS });
@@ -287,34 +298,6 @@ export async function startServe(config: ServeConfig, logger: Logger): Promise<S
     }
     if (await serveStatic(req, res, APPS, path)) return;
     sendText(res, 404, 'not found\n');
-  };
-
-  /** `GET /api/topics/<topic>`: the topic's position and oldest retained offset, so a page can subscribe with recent history. */
-  const topicPosition = async (req: IncomingMessage, res: ServerResponse, encoded: string): Promise<void> => {
-    let topic: string;
-    try {
-      topic = decodeURIComponent(encoded);
-    } catch {
-      return json(res, 400, { error: 'bad topic encoding' });
-    }
-    const problem = topicProblem(topic);
-    if (problem !== undefined || topic.startsWith(RESERVED_PREFIX)) return json(res, 400, { error: problem ?? 'reserved topic' });
-    if (!auth.anonymous) {
-      try {
-        const { user } = await hub.authenticate({ headers: req.headers, query: new URL(req.url ?? '/', 'http://x').searchParams });
-        if (user === undefined) return json(res, 401, { error: 'a bearer token is required' });
-      } catch (error) {
-        return json(res, error instanceof HandshakeError ? error.status : 401, { error: (error as Error).message });
-      }
-    }
-    try {
-      const slice = await broker.history(topic, 0, undefined);
-      const first = slice.publications[0]?.offset ?? slice.offset + 1;
-      return json(res, 200, { topic, epoch: slice.epoch, offset: slice.offset, first });
-    } catch (error) {
-      logger.warn({ topic, err: (error as Error).message }, 'history lookup failed');
-      return json(res, 503, { error: 'the broker is not available' });
-    }
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -371,6 +354,56 @@ export async function startServe(config: ServeConfig, logger: Logger): Promise<S
   return { config, hub, server, http, address, url, wsUrl, close };
 }
 
+/** The built-in RPC method that serves a topic's recent history (the demos call it before subscribing). */
+export const HISTORY_RPC = 'duplex.history';
+/** The most publications one `duplex.history` call returns. */
+const HISTORY_RPC_MAX = 1000;
+
+/**
+ * `duplex.history {topic, limit?}` → `{publications: [{offset, data, time}], epoch, offset}`: the
+ * newest `limit` (default 100) publications of `topic`, oldest first, and its position, for a
+ * connection allowed to read the topic (the subscribe check decides, hook included).
+ */
+async function historyRpc(hub: Hub<HubIdentity>, options: HubOptions<HubIdentity>, ctx: HubContext<HubIdentity>, params: Json): Promise<Json> {
+  const { topic, limit = 100 } = (typeof params === 'object' && params !== null && !Array.isArray(params) ? params : {}) as { topic?: unknown; limit?: unknown };
+  const problem = topicProblem(topic);
+  if (problem !== undefined) throw new HubError('E_BAD_REQUEST', problem);
+  if ((topic as string).startsWith(RESERVED_PREFIX)) throw new HubError('E_FORBIDDEN', `topics starting with ${RESERVED_PREFIX} are reserved`);
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > HISTORY_RPC_MAX) throw new HubError('E_BAD_REQUEST', `limit must be an integer from 1 to ${HISTORY_RPC_MAX}`);
+  const check = options.authorize?.subscribe;
+  if (check && (await check(ctx, topic as string)) !== true) throw new HubError('E_FORBIDDEN', `not allowed to read ${topic as string}`);
+  let history;
+  try {
+    history = await hub.history(topic as string, { reverse: true, limit });
+  } catch (error) {
+    if (error instanceof HubError) throw error;
+    throw new HubError('E_UNAVAILABLE', 'history is not available; retry');
+  }
+  const publications = history.publications.map(({ offset, data, time }) => ({ offset, data, time })).reverse();
+  return { publications, epoch: history.epoch, offset: history.offset };
+}
+
+/** The backend hooks of the config, as hub options (none configured: none). */
+function backendHooks(config: ServeConfig, logger: Logger): Partial<HubOptions<HubIdentity>> {
+  const chosen: Partial<Record<HookKind, BackendHookConfig>> = {};
+  for (const kind of HOOK_KINDS) {
+    const hook = config.hooks[kind];
+    if (hook === undefined) continue;
+    chosen[kind] = {
+      url: hook.url,
+      ...(hook.timeout !== undefined ? { timeout: hook.timeout } : {}),
+      ...(hook.headers !== undefined ? { headers: hook.headers } : {}),
+      ...(hook.retries !== undefined ? { retries: hook.retries } : {}),
+    };
+  }
+  if (Object.keys(chosen).length === 0) return {};
+  try {
+    return createBackendHooks({ ...chosen, logger });
+  } catch (error) {
+    throw new ConfigError(`hooks: ${(error as Error).message}`);
+  }
+}
+
 /** The dashboard demo's feed: four simulated price series, a random walk, five times a second. */
 function startTicker(hub: Hub<HubIdentity>, logger: Logger): () => void {
   const start: Record<string, number> = { DPLX: 120, WSKT: 64, FRAM: 210, PONG: 38 };
@@ -415,11 +448,14 @@ function banner(handle: ServeHandle): string {
     `  hub (WebSocket)   ${wsUrl}`,
     `  browser client    ${url}duplex/client.js`,
     `  health, metrics   ${url}healthz  ${url}metrics`,
+    `  server API        ${config.api.keys.length > 0 ? `${url}api/ (${config.api.keys.length} key${config.api.keys.length === 1 ? '' : 's'}; spec at ${url}api/openapi.json)` : 'off (set api.keys / DUPLEX_API_KEYS)'}`,
     `  broker            ${config.broker}; history ${config.history.size} messages / ${config.history.ttl / 1000} s per topic`,
   ];
   if (auth.secret !== undefined || auth.publicKey !== undefined) {
     lines.push(`  auth              JWT (${auth.secret !== undefined ? 'HS256 secret' : 'public key'})${auth.anonymous ? ' + anonymous connections' : ''}`);
   }
+  const hooks = HOOK_KINDS.filter((kind) => config.hooks[kind] !== undefined);
+  if (hooks.length > 0) lines.push(`  backend hooks     ${hooks.map((kind) => `${kind} → ${config.hooks[kind]!.url}`).join(', ')}`);
   if (auth.anonymous) {
     lines.push('', '  WARNING: anonymous mode. Anyone who can reach this port can connect, subscribe and publish.', '  It is meant for the demos and is UNSAFE FOR PRODUCTION: configure auth.secret or auth.publicKey.');
   }

@@ -164,12 +164,20 @@ export interface HubAuthOptions<User extends HubIdentity = HubIdentity> {
 export interface HubSocketData<User extends HubIdentity = HubIdentity> {
   /** The user the handshake's token authenticated; undefined without one (a `connect` message may still authenticate). */
   readonly user: User | undefined;
+  /** The handshake headers kept for the hub's hooks (only the ones `HubOptions.handshakeHeaders` names). */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
 }
 
 /** The user a handshake authenticated, from whatever an upgrade hook left as `ws.data`. */
 export function handshakeUser<User extends HubIdentity>(data: unknown): User | undefined {
   const isHubSocketData = typeof data === 'object' && data !== null && 'user' in data;
   return isHubSocketData ? (data as HubSocketData<User>).user : undefined;
+}
+
+/** The handshake headers an upgrade hook kept in `ws.data` for the connect hook (none: empty). */
+export function handshakeHeaders(data: unknown): Readonly<Record<string, string>> {
+  const headers = typeof data === 'object' && data !== null && 'headers' in data ? (data as HubSocketData).headers : undefined;
+  return typeof headers === 'object' && headers !== null ? headers : {};
 }
 
 /** What the handshake request offers for authentication. */
@@ -184,6 +192,8 @@ export interface HandshakeCredentials {
 interface HubAuthSettings<User extends HubIdentity> {
   readonly auth?: HubAuthOptions<User> | undefined;
   readonly anonymous?: boolean | undefined;
+  /** A connect hook authenticates connections without tokens: with one, `auth` is optional. */
+  readonly connect?: object | undefined;
 }
 
 function reasonOf(error: unknown): string {
@@ -212,8 +222,8 @@ export class HubAuth<User extends HubIdentity> {
       // The JWT identity is { id, info }; a hub with a richer User type supplies `verify` instead.
       this.#verifier = createJwtVerifier(auth.jwt) as TokenVerifier<User>;
     }
-    if (!this.#verifier && !(options.anonymous ?? false)) {
-      throw new TypeError('hub: configure auth (jwt or verify) or set anonymous: true to admit connections without a token');
+    if (!this.#verifier && !(options.anonymous ?? false) && options.connect === undefined) {
+      throw new TypeError('hub: configure auth (jwt or verify) or a connect hook, or set anonymous: true to admit connections without a token');
     }
     this.#options = options;
     this.#logger = logger;
@@ -235,7 +245,11 @@ export class HubAuth<User extends HubIdentity> {
       if (this.#options.auth?.requireHandshakeToken) throw new HandshakeError('a bearer token is required', 401, challenge);
       return { user: undefined };
     }
-    if (!this.#verifier) throw new HandshakeError('this hub does not accept tokens', 401, challenge);
+    if (!this.#verifier) {
+      // A connect hook decides instead: it sees the Authorization header (if it keeps it).
+      if (this.#options.connect !== undefined) return { user: undefined };
+      throw new HandshakeError('this hub does not accept tokens', 401, challenge);
+    }
     try {
       return { user: await this.#verifier(token) };
     } catch (error) {

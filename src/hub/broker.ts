@@ -109,8 +109,13 @@ export interface Broker {
    * Publish: assign the next offset in the topic's epoch, store it in history (per `history`),
    * deliver it to every subscribed node. Resolves once the broker has accepted it (the hub
    * acknowledges the publisher then); rejects if it could not.
+   *
+   * With an `idempotencyKey`, a second publish with the same key to the same topic within the
+   * broker's idempotency window (`DEFAULTS.broker.idempotencyWindow`, 2 minutes), from any node,
+   * is not published again: it resolves with the first one's publication (same offset and
+   * epoch) and nothing is delivered. This is what makes a retried server-API POST safe.
    */
-  publish(topic: string, data: string, history: HistoryOptions, publisher?: string): Promise<Publication>;
+  publish(topic: string, data: string, history: HistoryOptions, publisher?: string, idempotencyKey?: string): Promise<Publication>;
   /** Publications of `topic` after `offset` in `epoch` (all retained ones if `epoch` is undefined). */
   history(topic: string, offset: number, epoch: string | undefined): Promise<HistorySlice>;
   /** Add a member to a topic's presence and announce a join. */

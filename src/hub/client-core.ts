@@ -1,7 +1,8 @@
 /**
  * The client side of the hub protocol (`docs/protocol.md`), shared by the Node `HubClient`
  * (`./client.ts`) and the browser `DuplexClient` (`../browser/client.ts`): request ids and
- * acknowledgements with timeouts, the queue of requests waiting for a connection, `connect`,
+ * acknowledgements with timeouts, the queue of requests waiting for a connection, `connect`
+ * (with the token and the application's connect data), RPCs,
  * subscriptions restored after every reconnection with recovery from the last offset and epoch
  * seen (each publication delivered once, in order, or a `gap` event), presence, and events.
  *
@@ -20,7 +21,7 @@ import { RequestTable } from './client-requests.js';
 import { toError } from '../protocol/errors.js';
 import { HUB_CLIENT_DEFAULTS, Reconnector, type ConnectionEnd, type GiveUpReason, type ReconnectSettings } from './client-reconnect.js';
 import type { ClientState, CoreEvents, HubTransport, MessageListener, MessageMeta, SubscribeOptions } from './client-types.js';
-import { parseServerMessage, readPresenceResult, readSubscribeResult } from './parse-server-message.js';
+import { parseServerMessage, readPresenceResult, readRpcResult, readSubscribeResult } from './parse-server-message.js';
 import type { ConnectResult, PublishResult, StreamPosition, SubscribeResult } from './wire.js';
 
 // The public types live in `client-types.ts` (types only, never loaded); the clients import them from here.
@@ -32,6 +33,8 @@ export interface CoreConfig<Open extends string> {
   readonly openState: Open;
   /** The token sent in the `connect` message, if any. */
   readonly token: () => Promise<string | undefined>;
+  /** The `data` sent in the `connect` message, if any: asked again before each connection. */
+  readonly connectData?: (() => Promise<Json | undefined>) | undefined;
   /** A request without an answer this long fails with E_TIMEOUT, ms. */
   readonly requestTimeout?: number | undefined;
   /** Requests kept while disconnected; more fail with E_QUEUE_FULL. */
@@ -40,6 +43,16 @@ export interface CoreConfig<Open extends string> {
   readonly emitAllSubscribeErrors: boolean;
   /** Backoff, give-up and policy settings of the reconnection loop. */
   readonly reconnect: ReconnectSettings;
+}
+
+/**
+ * The core's `connectData` for a client's option: a function asking a fresh value of the
+ * option's function before each connection, or giving its value; undefined without one.
+ * The Node and the browser client take the option alike.
+ */
+export function connectDataOf(option: Json | (() => Json | Promise<Json>) | undefined): (() => Promise<Json | undefined>) | undefined {
+  if (option === undefined) return undefined;
+  return async () => (typeof option === 'function' ? option() : option);
 }
 
 /** A subscription kept by the client (restored after every reconnection). */
@@ -63,6 +76,9 @@ interface Sub {
  * would get it again on every connection.
  */
 const RESUBSCRIBE_ON_NEW_CONNECTION: ReadonlySet<string> = new Set(['E_UNAVAILABLE', 'E_TIMEOUT']);
+
+/** The longest delay timers keep (2^31 − 1 ms, about 24.8 days): a longer one fires at once. */
+const MAX_TIMER_DELAY = 2_147_483_647;
 
 type AnyListener = (...args: never[]) => void;
 /** Each event's listener arguments, as a tuple. */
@@ -197,6 +213,39 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
     return members;
   }
 
+  /**
+   * Call `method` on the server (a handler of its hub, or its backend) with `params`; resolves
+   * with the method's answer (`null` when it returned nothing). RPCs run concurrently on the
+   * server, so their answers may come in any order; each one finds its own call. While
+   * disconnected the call is queued (bounded by `maxQueuedRequests`) and sent after
+   * reconnection, but never sent twice: it may have run before the connection dropped.
+   * Rejects with the server's code — E_NOT_FOUND (no such method), E_FORBIDDEN (refused),
+   * E_UNAVAILABLE (the handler or backend timed out or failed: retry later), E_BAD_REQUEST,
+   * E_INTERNAL, or a code the handler chose — or with E_TIMEOUT after `options.timeout` ms
+   * (default `requestTimeout`) without an answer, E_CONNECTION_LOST when the connection dropped
+   * after the call was sent, E_QUEUE_FULL, E_CLOSED.
+   * @param method 1–128 characters, no control characters (else E_BAD_REQUEST from the server).
+   * @param params Any JSON, 32 levels deep at most; left out of the request when undefined.
+   * @throws RangeError (as a rejection) for a `timeout` that is not a positive number of ms.
+   */
+  async rpc(
+    method: string,
+    params?: Json,
+    options: {
+      /** ms to wait for the answer once the call is sent (default `requestTimeout`), then E_TIMEOUT. */
+      timeout?: number;
+    } = {},
+  ): Promise<Json> {
+    const timeout = options.timeout;
+    if (timeout !== undefined && !(timeout > 0 && timeout <= MAX_TIMER_DELAY)) {
+      throw new RangeError(`rpc timeout must be a number of ms in (0, ${MAX_TIMER_DELAY}], got ${timeout}`);
+    }
+    const body: Record<string, Json> = { type: 'rpc', method, ...(params !== undefined ? { params } : {}) };
+    const answer = readRpcResult(await this.request(body, true, timeout));
+    if (!answer) throw new HubClientError('E_BAD_REQUEST', `malformed rpc reply for ${method}`);
+    return answer.data;
+  }
+
   /** A round trip to the server. Resolves with the time it took, in ms. */
   async ping(): Promise<number> {
     const start = Date.now();
@@ -271,11 +320,13 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
     this.reconnector.opened();
     let info: ConnectResult;
     let token: string | undefined;
+    let data: Json | undefined;
     try {
       token = await this.config.token();
+      data = await this.config.connectData?.();
     } catch (error) {
-      // No token now (say the auth service is briefly down): try again on a new connection
-      // rather than sit unauthenticated until the server gives up on us with 1008.
+      // No token or connect data now (say the auth service is briefly down): try again on a new
+      // connection rather than sit unauthenticated until the server gives up on us with 1008.
       if (!this.isClosed()) {
         this.reportError(error);
         this.transport?.drop();
@@ -283,7 +334,7 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
       return;
     }
     try {
-      const result = await this.request({ type: 'connect', ...(token !== undefined ? { token } : {}) }, false);
+      const result = await this.request({ type: 'connect', ...(token !== undefined ? { token } : {}), ...(data !== undefined ? { data } : {}) }, false);
       info = {
         connId: String(result['connId']),
         node: String(result['node']),
@@ -308,7 +359,7 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
 
   /**
    * The connection closed: the core reconnects (and recovers) or stops, by the close code alone
-   * (`reconnectsAfterClose`: 1003 and 1008 stop, 4008 and the rest reconnect).
+   * (`reconnectsAfterClose`: 1003 and 1008 stop; 1013, 4001, 4008 and the rest reconnect).
    * @param code The close code (1006: dropped without a close frame).
    * @param reason The close reason ('' if none); for messages only.
    */
@@ -360,7 +411,7 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
       }
       case 'message':
         // Topics subscribed by server code have no `Sub`: delivered to `message` listeners only.
-        this.deliver(this.subs.get(message.topic), message.offset, message.epoch, message.data, false);
+        this.deliver(message.topic, this.subs.get(message.topic), message.offset, message.epoch, message.data, false);
         return;
       case 'join':
       case 'leave':
@@ -478,7 +529,7 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
     sub.answered = true;
     if (!recovering) sub.position = undefined;
     if (result.recovered === true && result.publications) {
-      for (const p of result.publications) this.deliver(sub, p.offset, result.epoch, p.data, true);
+      for (const p of result.publications) this.deliver(sub.topic, sub, p.offset, result.epoch, p.data, true);
     } else if (result.recovered === false && recovering) {
       this.fire('gap', { topic: sub.topic, reason: result.reason ?? 'too old', epoch: result.epoch, offset: result.offset });
     }
@@ -487,14 +538,18 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
     for (const waiter of sub.waiters.splice(0)) waiter.resolve(result);
   }
 
-  /** Deliver a publication once: an offset at or below the last seen (same epoch) is a duplicate. */
-  private deliver(sub: Sub | undefined, offset: number, epoch: string, data: Json, recovered: boolean): void {
+  /**
+   * Deliver a publication of `topic` once: an offset at or below the last seen (same epoch) is a
+   * duplicate. Without `sub` (a topic server code subscribed this connection to) there is no
+   * position to check, and only the `message` listeners get it.
+   */
+  private deliver(topic: string, sub: Sub | undefined, offset: number, epoch: string, data: Json, recovered: boolean): void {
     if (sub) {
       const position = sub.position;
       if (position && position.epoch === epoch && offset <= position.offset) return;
       sub.position = { epoch, offset };
     }
-    const meta: MessageMeta = { topic: sub?.topic ?? '', offset, epoch, recovered };
+    const meta: MessageMeta = { topic, offset, epoch, recovered };
     if (sub?.listener) {
       try {
         sub.listener(data, meta);
@@ -507,10 +562,11 @@ export abstract class HubClientCore<Open extends string, Events extends CoreEven
 
   /**
    * Send a request and wait for its answer. While not connected it waits in the queue if
-   * `queue` (else fails with E_CONNECTION_LOST); the timeout runs from when it is sent.
+   * `queue` (else fails with E_CONNECTION_LOST); the timeout (`timeout`, else `requestTimeout`)
+   * runs from when it is sent.
    */
-  private request(body: Record<string, Json>, queue: boolean): Promise<Record<string, unknown>> {
+  private request(body: Record<string, Json>, queue: boolean, timeout?: number): Promise<Record<string, unknown>> {
     if (this.isClosed()) return Promise.reject(new HubClientError('E_CLOSED', 'the client is closed'));
-    return this.requests.request(body, this.ready || body['type'] === 'connect', queue);
+    return this.requests.request(body, this.ready || body['type'] === 'connect', queue, timeout);
   }
 }

@@ -10,7 +10,7 @@
 import { backoffDelay } from '../protocol/backoff.js';
 import { CloseCode } from '../protocol/constants.js';
 import { DEFAULTS } from '../protocol/defaults.js';
-import { SLOW_CONSUMER_CLOSE_CODE } from './wire.js';
+import { AUTH_EXPIRED_CLOSE_CODE, SLOW_CONSUMER_CLOSE_CODE } from './wire.js';
 
 /** The defaults of both hub clients: `DEFAULTS.hubClient`, where each one's unit and reason are. */
 export const HUB_CLIENT_DEFAULTS = DEFAULTS.hubClient;
@@ -23,8 +23,21 @@ export const HubCloseCode = {
   GoingAway: CloseCode.GoingAway,
   /** 1003: data the server cannot accept: stop (sending it again will not help). */
   UnsupportedData: CloseCode.UnsupportedData,
-  /** 1008: refused by policy (authentication failed or missing, too many invalid messages, rate limit): stop. */
+  /**
+   * 1008: refused by policy (authentication failed or missing, too many invalid messages, rate
+   * limit, or disconnected by the server API): stop.
+   */
   PolicyViolation: CloseCode.PolicyViolation,
+  /**
+   * 1013: try again later: the connect hook's backend is unavailable (down, or too slow):
+   * reconnect with backoff, the attempts in a row growing the delay.
+   */
+  TryAgainLater: CloseCode.TryAgainLater,
+  /**
+   * 4001: authentication expired (the expiry the connect hook answered passed): reconnect,
+   * authenticating afresh (a `token` or `connectData` function is asked again).
+   */
+  AuthenticationExpired: AUTH_EXPIRED_CLOSE_CODE,
   /** 4008: a slow consumer (it did not read fast enough and was cut off): reconnect and recover. */
   SlowConsumer: SLOW_CONSUMER_CLOSE_CODE,
 } as const;
@@ -34,7 +47,8 @@ const STOP_CODES: ReadonlySet<number> = new Set<number>([HubCloseCode.Unsupporte
 
 /**
  * Whether a hub client reconnects after the server closed with `code`: yes (and recovers), except
- * after 1003 and 1008. Decided by the code alone, never by the reason text (which is for people:
+ * after 1003 and 1008 — 1013 (try again later), 4001 (authentication expired) and 4008 (slow
+ * consumer) included. Decided by the code alone, never by the reason text (which is for people:
  * 4008, not 1008 "slow consumer", says "come back").
  */
 export function reconnectsAfterClose(code: number): boolean {

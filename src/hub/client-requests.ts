@@ -12,6 +12,8 @@ interface Pending {
   readonly text: string;
   readonly resolve: (result: Record<string, unknown>) => void;
   readonly reject: (error: HubClientError) => void;
+  /** ms to wait for the answer once sent: the table's timeout, or the request's own (an RPC's). */
+  readonly timeout: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   sent: boolean;
 }
@@ -43,12 +45,13 @@ export class RequestTable {
   /**
    * Send `body` with a fresh id and resolve with the answer's result. When not `connected` it
    * waits in the queue if `queue` allows (else fails with E_CONNECTION_LOST), up to the limit.
+   * `timeout` (ms, counted from when it is sent) replaces the table's for this request.
    */
-  request(body: Record<string, Json>, connected: boolean, queue: boolean): Promise<Record<string, unknown>> {
+  request(body: Record<string, Json>, connected: boolean, queue: boolean, timeout: number = this.timeout): Promise<Record<string, unknown>> {
     const id = this.newId();
     const text = JSON.stringify({ ...body, id });
     return new Promise((resolve, reject) => {
-      const request: Pending = { id, text, resolve, reject, timer: undefined, sent: false };
+      const request: Pending = { id, text, resolve, reject, timeout, timer: undefined, sent: false };
       if (connected) {
         this.pending.set(id, request);
         this.transmit(request);
@@ -65,7 +68,7 @@ export class RequestTable {
 
   /** Send a request whose id came from `newId()` and text is built, now, with its own callbacks. */
   send(id: number, text: string, resolve: (result: Record<string, unknown>) => void, reject: (error: HubClientError) => void): void {
-    const request: Pending = { id, text, resolve, reject, timer: undefined, sent: false };
+    const request: Pending = { id, text, resolve, reject, timeout: this.timeout, timer: undefined, sent: false };
     this.pending.set(id, request);
     this.transmit(request);
   }
@@ -115,7 +118,7 @@ export class RequestTable {
 
   private transmit(request: Pending): void {
     request.sent = true;
-    const timeout = this.timeout;
+    const timeout = request.timeout;
     request.timer = setTimeout(() => {
       this.settle(request);
       request.reject(new HubClientError('E_TIMEOUT', `no answer within ${timeout} ms`));

@@ -1,5 +1,5 @@
 /**
- * The Node client of the hub protocol (`docs/protocol.md`): subscribe, publish, presence, with
+ * The Node client of the hub protocol (`docs/protocol.md`): subscribe, publish, presence, rpc, with
  * automatic reconnection (exponential backoff with full jitter) and, after each reconnection,
  * resubscription with recovery from the last offset and epoch seen per topic — so a subscriber
  * receives every publication exactly once and in order across a reconnect, or a `gap` event
@@ -19,7 +19,8 @@ import { defaultShouldReconnect, retryAfter, type ReconnectingOptions } from '..
 import type { WebSocket } from '../node/websocket.js';
 import { HubClientError } from './client-errors.js';
 import { toError } from '../protocol/errors.js';
-import { HubClientCore, type ClientState, type CoreEvents, type GapInfo, type MessageListener, type MessageMeta } from './client-core.js';
+import type { Json } from './broker.js';
+import { HubClientCore, connectDataOf, type ClientState, type CoreEvents, type GapInfo, type MessageListener, type MessageMeta } from './client-core.js';
 import { reconnectsAfterClose } from './client-reconnect.js';
 
 /** Where a `HubClient` is. */
@@ -45,10 +46,17 @@ export interface HubClientOptions {
    * `token` query parameter, or in an `Authorization: Bearer` header.
    */
   tokenTransport?: 'message' | 'query' | 'header';
+  /**
+   * Application data for the server's connect hook (e.g. a backend that decides who the
+   * connection is from its cookies and this), sent as `data` in every `connect` message: any
+   * JSON, 32 levels deep at most, or a function returning it (sync or async), asked again before
+   * each connection. A function that throws (or rejects) fails that connection, which is retried.
+   */
+  connectData?: Json | (() => Json | Promise<Json>);
   /** Reject a request with E_TIMEOUT after this many ms without an answer (default 10 s, as the browser client). */
   requestTimeout?: number;
   /**
-   * Requests (publishes, presence queries) kept while disconnected (default 256, as the browser
+   * Requests (publishes, RPCs, presence queries) kept while disconnected (default 256, as the browser
    * client: a hub answers E_BUSY beyond 256 waiting requests of a connection); more → E_QUEUE_FULL.
    */
   maxQueuedRequests?: number;
@@ -57,7 +65,8 @@ export interface HubClientOptions {
    * (`minDelay` 1 s, `maxDelay` 30 s, `factor` 2, `jitter`, `resetAfter` 5 s, `maxAttempts`:
    * never give up — the defaults of both hub clients), `shouldReconnect` (default: stop after
    * close code 1003 or 1008 and after a handshake refused with a 4xx other than 408/429; retry
-   * the rest, 4008 "slow consumer" included), and `connect()`'s options (headers, TLS, limits…).
+   * the rest, 1013 "try again later", 4001 "authentication expired" and 4008 "slow consumer"
+   * included), and `connect()`'s options (headers, TLS, limits…).
    * `ReconnectingWebSocket`'s queue options are not here: the client queues requests
    * (`maxQueuedRequests`), not messages.
    */
@@ -71,6 +80,7 @@ export interface HubClientOptions {
  * const client = new HubClient('ws://localhost:8080/hub', { token });
  * await client.subscribe('chat:lobby', (data, { offset }) => console.log(offset, data));
  * await client.publish('chat:lobby', { text: 'hello' });
+ * const sum = await client.rpc('sum', [1, 2]); // what the server's `sum` method answered
  * ```
  */
 export class HubClient extends HubClientCore<'connected', HubClientEvents> {
@@ -93,6 +103,7 @@ export class HubClient extends HubClientCore<'connected', HubClientEvents> {
     super({
       openState: 'connected',
       token: async () => (tokenTransport === 'message' ? tokenOf(options) : undefined),
+      connectData: connectDataOf(options.connectData),
       requestTimeout: options.requestTimeout,
       maxQueuedRequests: options.maxQueuedRequests,
       emitAllSubscribeErrors: false,

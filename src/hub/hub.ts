@@ -23,6 +23,8 @@ import { silentLogger, type Logger } from '../node/logger.js';
 import type { WebSocket } from '../node/websocket.js';
 import { corkLoopPass } from '../node/write-batch.js';
 import type { Broker, BrokerNode, HistoryOptions, Json, PresenceMember, Publication } from './broker.js';
+import { globMatch } from './glob.js';
+import { ControlPlane, packageVersion, type ActiveTopic, type ConnectionTarget, type NodeInfo } from './control.js';
 import { MemoryBroker } from './brokers/memory.js';
 import { HubAuth, handshakeUser, type HubAuthOptions, type HubIdentity, type HubSocketData } from './auth.js';
 import { HubError, errorMessage } from './errors.js';
@@ -30,10 +32,11 @@ import { push } from './fanout.js';
 import { Session, type SessionHost } from './session.js';
 import { BrokerCalls, Subscriptions, type HubCounters } from './subscriptions.js';
 import { topicProblem } from './parse-request.js';
-import { RESERVED_PREFIX, SLOW_CONSUMER_CLOSE_CODE, encodePush } from './wire.js';
+import { RESERVED_PREFIX, SLOW_CONSUMER_CLOSE_CODE, encodePush, type StreamPosition } from './wire.js';
 
 export { HubError } from './errors.js';
 export type { HubAuthOptions, HubSocketData } from './auth.js';
+export type { ActiveTopic, ConnectionTarget, NodeInfo } from './control.js';
 
 /** Default history retention: the last 100 publications, at most 5 minutes old (`DEFAULTS.hub.history`). */
 export const DEFAULT_HISTORY: HistoryOptions = { size: DEFAULTS.hub.history.size, ttl: DEFAULTS.hub.history.ttl };
@@ -53,9 +56,15 @@ export interface HubContext<User extends HubIdentity = HubIdentity> {
   readonly connId: string;
   /** The WebSocket. */
   readonly ws: WebSocket<unknown>;
+  /** The handshake headers the hub keeps for its hooks (`HubOptions.handshakeHeaders`), lower-case names. */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
-/** Per-topic permission checks, decided by server code. Each may be async; false (or a throw) refuses. */
+/**
+ * Per-topic permission checks, decided by server code. Each may be async; false refuses with
+ * E_FORBIDDEN. A thrown `HubError` answers with its own code and message (E_UNAVAILABLE from a
+ * backend that is down: the client may retry); any other throw is logged and refuses.
+ */
 export interface HubAuthorize<User extends HubIdentity = HubIdentity> {
   /**
    * May this connection subscribe to `topic`? Also asked for `presence` of a topic the
@@ -63,8 +72,107 @@ export interface HubAuthorize<User extends HubIdentity = HubIdentity> {
    * Only `true` allows; a refusal is answered with E_FORBIDDEN.
    */
   subscribe?(ctx: HubContext<User>, topic: string): boolean | Promise<boolean>;
-  /** May this connection publish `data` to `topic`? Only `true` allows; a refusal is answered with E_FORBIDDEN. */
-  publish?(ctx: HubContext<User>, topic: string, data: Json): boolean | Promise<boolean>;
+  /**
+   * May this connection publish `data` to `topic`? `true` allows; `{ data }` allows and publishes
+   * that data instead (a backend that rewrites or enriches what clients send); anything else
+   * refuses with E_FORBIDDEN.
+   */
+  publish?(ctx: HubContext<User>, topic: string, data: Json): boolean | HubPublishRewrite | Promise<boolean | HubPublishRewrite>;
+}
+
+/** What `authorize.publish` returns to publish other data than the client sent. */
+export interface HubPublishRewrite {
+  /** The data to publish instead. */
+  readonly data: Json;
+}
+
+/** What the connect hook is told about a connection that sent `connect` without a handshake token. */
+export interface HubConnectRequest {
+  /** The connection's id. */
+  readonly connId: string;
+  /** The peer's address (the TCP peer: behind a proxy, forward `x-forwarded-for` as a header). */
+  readonly remoteAddress: string | undefined;
+  /** The handshake's headers named in `HubOptions.handshakeHeaders`, lower-case names (repeated headers joined with ", "). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The token of the `connect` message, when the hub has no `auth` to verify it itself. */
+  readonly token: string | undefined;
+  /** The `data` of the `connect` message (the client's `connectData`). */
+  readonly data: Json | undefined;
+}
+
+/** The connect hook's answer: who the connection is, and until when. */
+export interface HubConnectAnswer<User extends HubIdentity = HubIdentity> {
+  /** The user (`id` absent: an anonymous connection); `info` is shown in presence. */
+  readonly user: User;
+  /** When the authentication expires, ms since the epoch: the connection is then closed with 4001 and its client reconnects (asking the hook again). */
+  readonly expireAt?: number | undefined;
+}
+
+/**
+ * Authentication by your code (or your backend, see `createBackendHooks`): asked for each
+ * connection that did not authenticate with a handshake token, when it sends `connect`. Throw a
+ * `HubError` to refuse: E_UNAUTHORIZED / E_FORBIDDEN close the connection with 1008 (its client
+ * stops), E_UNAVAILABLE with 1013 (its client retries later).
+ */
+export interface HubConnectHook<User extends HubIdentity = HubIdentity> {
+  /** Decide who the connection is. */
+  authenticate(request: HubConnectRequest): HubConnectAnswer<User> | Promise<HubConnectAnswer<User>>;
+}
+
+/** An RPC method: gets the caller and the `params` (null when absent), returns the answer (undefined → null). Throw a `HubError` to answer with its code. */
+export type HubRpcHandler<User extends HubIdentity = HubIdentity> = (ctx: HubContext<User>, params: Json) => Json | undefined | Promise<Json | undefined>;
+
+/** Asked for an RPC method no `hub.rpc()` handler has (e.g. a backend): like a handler, with the method's name. Throw `HubError('E_NOT_FOUND', …)` for a method it does not have either. */
+export type HubRpcFallback<User extends HubIdentity = HubIdentity> = (ctx: HubContext<User>, method: string, params: Json) => Json | undefined | Promise<Json | undefined>;
+
+/** Who is in a topic, counted (`hub.presenceStats()`). */
+export interface HubPresenceStats {
+  /** Connections present. */
+  readonly connections: number;
+  /** Distinct user ids among them (anonymous connections not counted). */
+  readonly users: number;
+}
+
+/** The topics with subscribers across the cluster (`hub.topics()`). */
+export interface HubTopics {
+  /** Each topic and its subscriber count, by name. */
+  readonly topics: ActiveTopic[];
+  /** How many nodes answered (this one included). */
+  readonly nodes: number;
+  /** True when some known node did not answer in time: `topics` may then miss some. */
+  readonly partial: boolean;
+}
+
+/** Options of `hub.history()`. */
+export interface HubHistoryQuery {
+  /** Only publications after this position (absent: every retained one). In another epoch: every retained one, with `complete: false`. */
+  readonly since?: StreamPosition | undefined;
+  /** At most this many (default: all retained). With `reverse`, the newest ones. */
+  readonly limit?: number | undefined;
+  /** Newest first (default false: oldest first). */
+  readonly reverse?: boolean | undefined;
+}
+
+/** One publication of a topic's history. */
+export interface HubHistoryEntry {
+  /** Its offset in the topic's epoch. */
+  readonly offset: number;
+  /** What was published. */
+  readonly data: Json;
+  /** When, ms since the epoch. */
+  readonly time: number;
+}
+
+/** A topic's history, from `hub.history()`. */
+export interface HubHistory {
+  /** The publications, in the order asked for. */
+  readonly publications: readonly HubHistoryEntry[];
+  /** The topic's current epoch. */
+  readonly epoch: string;
+  /** The topic's latest offset. */
+  readonly offset: number;
+  /** With `since`: false when publications after it are gone (another epoch, or trimmed). */
+  readonly complete: boolean;
 }
 
 /** Options of a `Hub`. */
@@ -100,6 +208,20 @@ export interface HubOptions<User extends HubIdentity = HubIdentity> {
   maxInvalidMessages?: number;
   /** How long a connection that did not authenticate at the handshake has to send `connect`, ms (default 10 s). */
   connectTimeout?: number;
+  /** Authenticate connections by your code or backend, when they bring no handshake token (see `HubConnectHook`). */
+  connect?: HubConnectHook<User>;
+  /**
+   * Handshake headers each connection keeps for the hooks (`HubContext.headers`, the connect
+   * hook's `request.headers`): default cookie, authorization, origin and user-agent with a
+   * `connect` hook, none without. Only the named ones are kept: an idle connection's memory.
+   */
+  handshakeHeaders?: readonly string[];
+  /** Asked for RPC methods that no `hub.rpc()` handler has (default: E_NOT_FOUND); see `HubRpcFallback`. */
+  rpcFallback?(ctx: HubContext<User>, method: string, params: Json): Json | undefined | Promise<Json | undefined>;
+  /** How long an RPC handler may take before the client gets E_UNAVAILABLE, ms (default 10 s). */
+  rpcTimeout?: number;
+  /** ms between two announcements of this node to the others (`hub.nodes()`; default 3 s). */
+  nodeAnnounceInterval?: number;
   /** Where log lines go (default: nowhere). */
   logger?: Logger;
 }
@@ -172,6 +294,9 @@ export class Hub<User extends HubIdentity = HubIdentity> {
   /** Local sessions per user id, and the broker subscription to the user's topic. */
   private readonly userSessions = new Map<string, { sessions: Set<Session<User>>; ready: Promise<void> }>();
   private readonly brokerCalls: BrokerCalls;
+  private readonly rpcHandlers = new Map<string, HubRpcHandler<User>>();
+  private readonly control: ControlPlane;
+  private readonly startedAt = Date.now();
   private readonly subscriptions: Subscriptions<User>;
   /** What every session of this hub shares. */
   private readonly sessionHost: SessionHost<User>;
@@ -191,7 +316,7 @@ export class Hub<User extends HubIdentity = HubIdentity> {
 
   /**
    * A node that does nothing until `start()`. Options are read once, here.
-   * @throws TypeError when neither `auth` nor `anonymous: true` is given, or `auth` has both `jwt` and `verify`.
+   * @throws TypeError when none of `auth`, `connect` and `anonymous: true` is given, or `auth` has both `jwt` and `verify`.
    * @throws MissingPeerDependencyError with `auth.jwt` when the `jose` package is not installed.
    */
   constructor(options: HubOptions<User> = {}) {
@@ -231,7 +356,23 @@ export class Hub<User extends HubIdentity = HubIdentity> {
       start: () => this.start(),
       admit: (session, user) => this.admit(session, user),
       historyOf: (topic) => this.historyOf(topic),
+      rpcHandler: (method) => this.rpcHandlers.get(method),
+      rpcTimeout: options.rpcTimeout ?? DEFAULTS.hub.rpcTimeout,
     };
+    this.control = new ControlPlane(
+      {
+        nodeId: this.nodeId,
+        broker: this.broker,
+        logger: this.logger,
+        info: () => this.nodeInfo(),
+        disconnect: (target, code, reason) => {
+          for (const session of this.localSessions(target)) session.ws.close(code, reason);
+        },
+        setSubscription: (target, topic, subscribed) => this.setLocalSubscription(target, topic, subscribed),
+        topics: () => this.subscriptions.counts(),
+      },
+      options.nodeAnnounceInterval ?? DEFAULTS.hub.nodeAnnounceInterval,
+    );
     this.handlers = {
       open: (ws) => this.onOpen(ws as WebSocket<unknown>),
       message: (ws, data, isBinary) => this.onMessage(ws as WebSocket<unknown>, data, isBinary),
@@ -265,8 +406,9 @@ export class Hub<User extends HubIdentity = HubIdentity> {
       onState: (state) => this.logger.info({ node: this.nodeId, broker: this.broker.name, state }, `broker ${state}`),
     };
     await this.broker.start(node);
-    await Promise.all([this.brokerCalls.run(ALL_TOPIC, 'subscribe'), this.brokerCalls.run(NODE_PREFIX + this.nodeId, 'subscribe')]);
+    await Promise.all([ALL_TOPIC, NODE_PREFIX + this.nodeId, ...this.control.topics].map((topic) => this.brokerCalls.run(topic, 'subscribe')));
     this.state = 'started';
+    this.control.start();
   }
 
   /**
@@ -280,6 +422,7 @@ export class Hub<User extends HubIdentity = HubIdentity> {
       this.dropSession(session);
       session.ws.close(CloseCode.GoingAway, 'hub closing');
     }
+    if (this.starting) await this.control.stop();
     await this.brokerCalls.settled();
     await this.broker.close();
   }
@@ -301,8 +444,17 @@ export class Hub<User extends HubIdentity = HubIdentity> {
    * server.route('/hub', { handlers: hub.handlers, upgrade: hub.authenticate }); // or: hub.routeOptions
    * ```
    */
-  readonly authenticate = async (ctx: { readonly headers: { readonly authorization?: string | undefined }; readonly query: URLSearchParams }): Promise<HubSocketData<User>> =>
-    this.auth.handshake(ctx);
+  readonly authenticate = async (ctx: { readonly headers: Readonly<Record<string, string | string[] | undefined>>; readonly query: URLSearchParams }): Promise<HubSocketData<User>> => {
+    const data = await this.auth.handshake({ headers: { authorization: headerText(ctx.headers['authorization']) }, query: ctx.query });
+    const names = this.options.handshakeHeaders ?? (this.options.connect ? DEFAULT_CONNECT_HEADERS : []);
+    if (names.length === 0) return data;
+    const headers: Record<string, string> = {};
+    for (const name of names) {
+      const value = headerText(ctx.headers[name.toLowerCase()]);
+      if (value !== undefined) headers[name.toLowerCase()] = value;
+    }
+    return { ...data, headers };
+  };
 
   // ---- server-side API -----------------------------------------------------------------------
 
@@ -311,12 +463,89 @@ export class Hub<User extends HubIdentity = HubIdentity> {
    * publication once the broker accepted it. `excludeConnId` keeps it from that connection.
    * @throws HubError E_BAD_REQUEST for an invalid or reserved topic.
    */
-  async publish(topic: string, data: Json, options: { excludeConnId?: string } = {}): Promise<Publication> {
-    const problem = topicProblem(topic, Infinity);
-    if (problem) throw new HubError('E_BAD_REQUEST', problem);
-    if (topic.startsWith(RESERVED_PREFIX)) throw new HubError('E_BAD_REQUEST', `topic ${topic} is reserved (topics starting with ${RESERVED_PREFIX})`);
+  async publish(topic: string, data: Json, options: { excludeConnId?: string; idempotencyKey?: string } = {}): Promise<Publication> {
+    checkTopic(topic);
     await this.start();
-    return this.broker.publish(topic, JSON.stringify(data) ?? 'null', this.historyOf(topic), options.excludeConnId);
+    return this.broker.publish(topic, JSON.stringify(data) ?? 'null', this.historyOf(topic), options.excludeConnId, options.idempotencyKey);
+  }
+
+  /**
+   * Serve RPC `method` with `handler` (replacing an earlier one). Clients call it with
+   * `rpc(method, params)`; an answer that takes longer than `rpcTimeout` is E_UNAVAILABLE.
+   * @throws HubError E_BAD_REQUEST for an empty method name.
+   */
+  rpc(method: string, handler: HubRpcHandler<User>): this {
+    if (method === '') throw new HubError('E_BAD_REQUEST', 'an RPC method needs a name');
+    this.rpcHandlers.set(method, handler);
+    return this;
+  }
+
+  /**
+   * Close every connection of a user (or one connection), on every node, with `code` (1000 or
+   * 3000–4999; default 1008, after which the hub's clients do not reconnect) and `reason`.
+   * Resolves once the broker carried the command.
+   * @throws HubError E_BAD_REQUEST for a code a server may not send.
+   */
+  async disconnect(target: ConnectionTarget, code: number = CloseCode.PolicyViolation, reason = 'disconnected by the server'): Promise<void> {
+    if (!(code === 1000 || code === 1001 || code === 1008 || (code >= 3000 && code <= 4999))) {
+      throw new HubError('E_BAD_REQUEST', `close code ${code} cannot be sent: use 1000, 1001, 1008 or 3000-4999`);
+    }
+    if (Buffer.byteLength(reason) > 123) throw new HubError('E_BAD_REQUEST', 'the close reason is longer than 123 bytes');
+    await this.start();
+    await this.control.command({ op: 'disconnect', target, code, reason });
+  }
+
+  /**
+   * Subscribe every connection of a user (or one connection), on every node, to `topic`, from
+   * server code: no authorisation check; their clients get the topic's `message`s. Connections
+   * the user opens later are not subscribed.
+   */
+  async subscribeConnections(target: ConnectionTarget, topic: string): Promise<void> {
+    checkTopic(topic);
+    await this.start();
+    await this.control.command({ op: 'subscribe', target, topic });
+  }
+
+  /** Undo `subscribeConnections` (or a client's own subscription) for a user's connections, on every node. */
+  async unsubscribeConnections(target: ConnectionTarget, topic: string): Promise<void> {
+    checkTopic(topic);
+    await this.start();
+    await this.control.command({ op: 'unsubscribe', target, topic });
+  }
+
+  /** How many connections, and distinct users, are in `topic`'s presence, across all nodes. */
+  async presenceStats(topic: string): Promise<HubPresenceStats> {
+    const members = await this.presence(topic);
+    return { connections: members.length, users: new Set(members.flatMap((m) => (m.userId === undefined ? [] : [m.userId]))).size };
+  }
+
+  /** A topic's retained history (from the broker), filtered and ordered as asked. */
+  async history(topic: string, query: HubHistoryQuery = {}): Promise<HubHistory> {
+    checkTopic(topic);
+    await this.start();
+    const since = query.since;
+    const slice = await this.broker.history(topic, since?.offset ?? 0, since?.epoch);
+    let publications = slice.publications.map((p) => ({ offset: p.offset, data: JSON.parse(p.data) as Json, time: p.time }));
+    if (query.reverse) publications.reverse();
+    if (query.limit !== undefined && publications.length > query.limit) publications = publications.slice(0, query.limit);
+    return { publications, epoch: slice.epoch, offset: slice.offset, complete: since === undefined ? true : slice.complete };
+  }
+
+  /**
+   * The topics with subscribers on any node, with their subscriber counts; `pattern` keeps
+   * those matching a glob (`*` any characters, `?` one). Every live node is asked; `partial`
+   * says some did not answer within `timeout` ms (default 2 s).
+   */
+  async topics(pattern?: string, timeout = 2000): Promise<HubTopics> {
+    await this.start();
+    const result = await this.control.activeTopics(timeout);
+    if (pattern === undefined) return result;
+    return { ...result, topics: result.topics.filter((t) => globMatch(pattern, t.topic)) };
+  }
+
+  /** The live nodes of the cluster, this one first, as they last announced themselves. */
+  nodes(): NodeInfo[] {
+    return this.control.nodes();
   }
 
   /** Subscribe a connection from server code (no authorisation check; the client gets `message`s for it). */
@@ -389,7 +618,7 @@ export class Hub<User extends HubIdentity = HubIdentity> {
     const user = handshakeUser<User>(ws.data);
     if (user !== undefined) {
       this.admit(session, user);
-    } else if (this.anonymous) {
+    } else if (this.anonymous && !this.options.connect) {
       this.admit(session, undefined);
     } else {
       session.awaitConnect(this.connectTimeout);
@@ -441,6 +670,42 @@ export class Hub<User extends HubIdentity = HubIdentity> {
     }
   }
 
+  /** This node's sessions that `target` names. */
+  private localSessions(target: ConnectionTarget): Iterable<Session<User>> {
+    if ('user' in target) return [...(this.userSessions.get(target.user)?.sessions ?? [])];
+    const session = this.sessionsById.get(target.connId);
+    return session ? [session] : [];
+  }
+
+  /** A subscribe/unsubscribe command reached this node: apply it to its sessions of `target`. */
+  private setLocalSubscription(target: ConnectionTarget, topic: string, subscribed: boolean): void {
+    for (const session of this.localSessions(target)) {
+      if (session.closed) continue;
+      const sub = session.subs.get(topic);
+      if (!subscribed) {
+        if (sub) this.subscriptions.remove(sub);
+      } else if (!sub) {
+        this.subscriptions.add(session, topic, undefined, undefined).then(
+          (refusal) => refusal && this.logger.warn({ conn: session.connId, topic, err: refusal.message }, 'server-side subscription failed'),
+          (error: unknown) => this.logger.warn({ conn: session.connId, topic, err: errorMessage(error) }, 'server-side subscription failed'),
+        );
+      }
+    }
+  }
+
+  /** What this node announces of itself. */
+  private nodeInfo(): NodeInfo {
+    return {
+      id: this.nodeId,
+      version: packageVersion(),
+      uptime: Math.round((Date.now() - this.startedAt) / 1000),
+      connections: this.sessions.size,
+      users: this.userSessions.size,
+      topics: this.subscriptions.size,
+      broker: this.broker.name,
+    };
+  }
+
   private historyOf(topic: string): HistoryOptions {
     const history = this.options.history;
     if (history === undefined) return DEFAULT_HISTORY;
@@ -450,6 +715,10 @@ export class Hub<User extends HubIdentity = HubIdentity> {
   // ---- from the broker ---------------------------------------------------------------------------
 
   private onPublication(publication: Publication): void {
+    if (ControlPlane.isControlTopic(publication.topic)) {
+      this.control.receive(publication.data);
+      return;
+    }
     this.counters.publications++;
     if (publication.topic.startsWith(RESERVED_PREFIX)) this.onReservedPublication(publication);
     else this.subscriptions.onPublication(publication);
@@ -487,3 +756,19 @@ export class Hub<User extends HubIdentity = HubIdentity> {
     this.subscriptions.resync();
   }
 }
+
+/** The handshake headers kept for the hooks by default when there is a connect hook. */
+const DEFAULT_CONNECT_HEADERS: readonly string[] = DEFAULTS.hub.backendHooks.connectHeaders;
+
+/** A header's value as one string (repeated headers joined as HTTP joins them). */
+function headerText(value: string | readonly string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : value === undefined ? undefined : value.join(', ');
+}
+
+/** A topic server code may publish to: a valid name, not reserved. */
+function checkTopic(topic: string): void {
+  const problem = topicProblem(topic, Infinity);
+  if (problem) throw new HubError('E_BAD_REQUEST', problem);
+  if (topic.startsWith(RESERVED_PREFIX)) throw new HubError('E_BAD_REQUEST', `topic ${topic} is reserved (topics starting with ${RESERVED_PREFIX})`);
+}
+

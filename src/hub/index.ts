@@ -25,8 +25,23 @@ export {
   type HubContext,
   type HubSocketData,
   type HubStats,
+  type HubConnectHook,
+  type HubConnectRequest,
+  type HubConnectAnswer,
+  type HubRpcHandler,
+  type HubRpcFallback,
+  type HubPublishRewrite,
+  type HubHistory,
+  type HubHistoryEntry,
+  type HubHistoryQuery,
+  type HubPresenceStats,
+  type HubTopics,
+  type ActiveTopic,
+  type ConnectionTarget,
+  type NodeInfo,
 } from './hub.js';
 export { AuthError, createJwtVerifier, tokenFromRequest, type HubIdentity, type JwtOptions, type TokenVerifier } from './auth.js';
+export { createBackendHooks, BACKEND_HOOK_DEFAULTS, type BackendHooks, type BackendHooksOptions, type BackendHookConfig } from './backend-hooks.js';
 export { HubClientError } from './client-errors.js';
 export { DuplexError } from '../protocol/errors.js';
 export {
@@ -59,7 +74,10 @@ export {
   type PublishRequest,
   type PresenceRequest,
   type PingRequest,
+  type RpcRequest,
+  type RpcResult,
 } from './wire.js';
 export { parseClientRequest, type WireError, type ParseResult, type ParseOptions } from './parse-request.js';
 export { parseServerMessage } from './parse-server-message.js';
 export type { ClientState, HubTransport } from './client-core.js';
+export { createServerApi, serverApiDocument, SERVER_API_DEFAULTS, SERVER_API_ERRORS, SERVER_API_LIMITS, SERVER_API_METHODS, type ServerApiDocumentOptions, type ServerApiErrorCode, type ServerApiHandler, type ServerApiHub, type ServerApiMethod, type ServerApiOptions } from './server-api.js';

@@ -119,7 +119,19 @@ export function parseClientRequest(text: string, options: ParseOptions = {}): Pa
       if (token !== undefined && (typeof token !== 'string' || token.length > WIRE_LIMITS.maxTokenLength)) {
         return fail('E_BAD_REQUEST', `token must be a string of at most ${WIRE_LIMITS.maxTokenLength} characters`, id);
       }
-      return { ok: true, value: { type, id, token } };
+      const data = own(parsed, 'data');
+      if (jsonDepthExceeds(data, maxDepth)) return fail('E_BAD_REQUEST', `data is nested deeper than ${maxDepth} levels`, id);
+      return { ok: true, value: { type, id, token, ...(data !== undefined ? { data: data as Json } : {}) } };
+    }
+    case 'rpc': {
+      if (id === undefined) return fail('E_BAD_REQUEST', 'rpc needs an id (its answer comes in the reply)');
+      const method = own(parsed, 'method');
+      if (typeof method !== 'string' || method.length === 0 || method.length > WIRE_LIMITS.maxMethodLength || hasControlChars(method)) {
+        return fail('E_BAD_REQUEST', `method must be a string of 1-${WIRE_LIMITS.maxMethodLength} characters without control characters`, id);
+      }
+      const params = own(parsed, 'params');
+      if (jsonDepthExceeds(params, maxDepth)) return fail('E_BAD_REQUEST', `params are nested deeper than ${maxDepth} levels`, id);
+      return { ok: true, value: { type, id, method, ...(params !== undefined ? { params: params as Json } : {}) } };
     }
     case 'subscribe': {
       const topic = topicOf();

@@ -3,7 +3,7 @@
  * is not one of the protocol's messages, well formed, is dropped (undefined), never thrown.
  */
 import type { Json, PresenceMember } from './broker.js';
-import { isObject, own, type JsonObject, type RequestId, type ServerMessage, type SubscribeResult, type WirePublication } from './wire.js';
+import { isObject, own, type JsonObject, type RequestId, type RpcResult, type ServerMessage, type SubscribeResult, type WirePublication } from './wire.js';
 
 function isRequestId(value: unknown): value is RequestId {
   return (typeof value === 'number' && Number.isSafeInteger(value)) || typeof value === 'string';
@@ -110,4 +110,13 @@ export function readPresenceResult(result: JsonObject): PresenceMember[] | undef
     out.push(member);
   }
   return out;
+}
+
+/**
+ * Read an rpc reply's result (client side): the method's answer, `{"data": …}`. Undefined when
+ * `data` is missing (a server of this protocol always sends it, `null` for "nothing").
+ */
+export function readRpcResult(result: JsonObject): RpcResult | undefined {
+  const data = own(result, 'data');
+  return data === undefined ? undefined : { data: data as Json };
 }

@@ -9,12 +9,13 @@ import type { Logger } from '../node/logger.js';
 import type { MessageData } from '../node/handlers.js';
 import type { WebSocket } from '../node/websocket.js';
 import type { Broker, HistoryOptions, Json, PresenceMember, Publication } from './broker.js';
-import type { HubAuth, HubIdentity } from './auth.js';
-import { errorMessage } from './errors.js';
-import type { HubContext, HubOptions } from './hub.js';
+import { handshakeHeaders, type HubAuth, type HubIdentity } from './auth.js';
+import { HubError, errorMessage, type Refusal } from './errors.js';
+import type { HubConnectAnswer, HubContext, HubOptions, HubPublishRewrite, HubRpcHandler } from './hub.js';
 import type { HubCounters, Subscription, Subscriptions } from './subscriptions.js';
 import {
   EMPTY_RESULT,
+  AUTH_EXPIRED_CLOSE_CODE,
   RESERVED_PREFIX,
   WIRE_LIMITS,
   encodeConnectResult,
@@ -22,6 +23,7 @@ import {
   encodePresenceResult,
   encodePublishResult,
   encodeReply,
+  encodeRpcResult,
   type ClientRequest,
   type HubErrorCode,
   type RequestId,
@@ -50,8 +52,12 @@ export interface SessionHost<User extends HubIdentity> {
   readonly subscriptions: Subscriptions<User>;
   readonly counters: HubCounters;
   readonly limits: SessionLimits;
-  /** The hub's options, read when used: `authorize` and `allowClientPublish`. */
-  readonly options: Pick<HubOptions<User>, 'authorize' | 'allowClientPublish'>;
+  /** The hub's options, read when used: `authorize`, `allowClientPublish`, `connect`, `rpcFallback`. */
+  readonly options: Pick<HubOptions<User>, 'authorize' | 'allowClientPublish' | 'connect' | 'rpcFallback'>;
+  /** The handler `hub.rpc()` registered for `method`, if any. */
+  rpcHandler(method: string): HubRpcHandler<User> | undefined;
+  /** How long an RPC handler may take, ms. */
+  readonly rpcTimeout: number;
   /** Whether the hub is closed (requests are then refused with E_UNAVAILABLE). */
   isClosed(): boolean;
   /** Start the hub (idempotent); rejects if its broker cannot start. */
@@ -77,6 +83,13 @@ export class Session<User extends HubIdentity> implements HubContext<User> {
   #pending = 0;
   #chain: Promise<void> = Promise.resolve();
   #connectTimer: NodeJS.Timeout | undefined;
+  /** Closes the connection when its connect hook's authentication expires. */
+  #expiryTimer: NodeJS.Timeout | undefined;
+
+  /** The handshake headers kept for the hooks. */
+  get headers(): Readonly<Record<string, string>> {
+    return handshakeHeaders(this.ws.data);
+  }
 
   constructor(
     readonly connId: string,
@@ -106,6 +119,7 @@ export class Session<User extends HubIdentity> implements HubContext<User> {
     if (this.closed) return false;
     this.closed = true;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
     return true;
   }
 
@@ -182,7 +196,7 @@ export class Session<User extends HubIdentity> implements HubContext<User> {
     }
     switch (request.type) {
       case 'connect':
-        return this.#connect(request.id, request.token);
+        return this.#connect(request.id, request.token, request.data);
       case 'ping':
         return this.reply(request.id, EMPTY_RESULT);
       case 'subscribe':
@@ -197,10 +211,18 @@ export class Session<User extends HubIdentity> implements HubContext<User> {
         return this.#publish(request.id, request.topic, request.data, request.excludeSelf ?? false);
       case 'presence':
         return this.#presence(request.id, request.topic);
+      case 'rpc':
+        // Started in order, answered when done: the requests after it do not wait for it. It
+        // keeps a pending slot of its own until answered, so maxPendingRequests bounds RPCs too.
+        this.#pending++;
+        void this.#rpc(request.id!, request.method, request.params ?? null).finally(() => this.#pending--);
+        return;
     }
   }
 
-  async #connect(id: RequestId | undefined, token: string | undefined): Promise<void> {
+  async #connect(id: RequestId | undefined, token: string | undefined, data: Json | undefined): Promise<void> {
+    const hook = this.#host.options.connect;
+    if (hook && !this.authenticated && (token === undefined || !this.#host.auth.acceptsTokens)) return this.#connectByHook(id, token, data);
     if (token !== undefined) {
       const auth = this.#host.auth;
       if (!auth.acceptsTokens) return this.replyError(id, 'E_BAD_REQUEST', 'this hub does not accept tokens');
@@ -224,15 +246,72 @@ export class Session<User extends HubIdentity> implements HubContext<User> {
     this.reply(id, encodeConnectResult(this.connId, this.user?.id, this.#host.nodeId));
   }
 
-  /** Run an authorisation hook; a throw counts as a refusal (and is logged). */
-  async #allowed(check: (() => boolean | Promise<boolean>) | undefined, what: string): Promise<boolean> {
+  /**
+   * Ask the connect hook who this connection is. A refusal closes the connection: with 1008
+   * (E_UNAUTHORIZED, E_FORBIDDEN: its client stops), or 1013 when the hook could not decide now
+   * (E_UNAVAILABLE: its client retries later); an unexpected throw is E_INTERNAL and 1011.
+   */
+  async #connectByHook(id: RequestId | undefined, token: string | undefined, data: Json | undefined): Promise<void> {
+    const host = this.#host;
+    let answer: HubConnectAnswer<User>;
+    try {
+      answer = await host.options.connect!.authenticate({ connId: this.connId, remoteAddress: this.ws.remoteAddress, headers: handshakeHeaders(this.ws.data), token, data });
+      if (typeof answer !== 'object' || answer === null || typeof answer.user !== 'object' || answer.user === null) throw new TypeError('connect hook answered without a user object');
+    } catch (error) {
+      if (this.closed) return;
+      if (error instanceof HubError && error.code !== 'E_INTERNAL') {
+        const retry = error.code === 'E_UNAVAILABLE';
+        // A backend hook has logged its own failure already; this line ties it to the connection.
+        host.logger.info({ conn: this.connId, remote: this.ws.remoteAddress, code: error.code, err: error.message }, 'connect hook refused the connection');
+        this.replyError(id, error.code, error.message);
+        this.ws.close(retry ? CloseCode.TryAgainLater : CloseCode.PolicyViolation, retry ? 'authentication unavailable, retry later' : 'authentication failed');
+      } else {
+        host.logger.error({ conn: this.connId, err: errorMessage(error) }, 'connect hook failed');
+        this.replyError(id, 'E_INTERNAL', 'authentication failed on the server');
+        this.ws.close(CloseCode.InternalError, 'authentication failed on the server');
+      }
+      return;
+    }
+    if (this.closed || this.authenticated) return;
+    const expireAt = answer.expireAt;
+    if (expireAt !== undefined) {
+      const left = expireAt - Date.now();
+      if (!(left > 0)) {
+        this.replyError(id, 'E_UNAUTHORIZED', 'the authentication has already expired');
+        this.ws.close(CloseCode.PolicyViolation, 'authentication expired');
+        return;
+      }
+      // setTimeout holds at most 2^31-1 ms (24.8 days): a later expiry is re-armed when that passes.
+      const arm = (ms: number): void => {
+        this.#expiryTimer = setTimeout(() => {
+          const rest = expireAt - Date.now();
+          if (rest > 0) return arm(rest);
+          if (!this.closed) this.ws.close(AUTH_EXPIRED_CLOSE_CODE, 'authentication expired');
+        }, Math.min(ms, 2 ** 31 - 1));
+        this.#expiryTimer.unref();
+      };
+      arm(left);
+    }
+    host.admit(this, answer.user);
+    await this.registered;
+    this.reply(id, encodeConnectResult(this.connId, this.user?.id, host.nodeId));
+  }
+
+  /**
+   * Run an authorisation hook: true, its rewrite of the data, or a refusal. A `HubError` thrown
+   * answers with its code (E_UNAVAILABLE from a backend that is down); any other throw refuses
+   * (and is logged).
+   */
+  async #allowed<T>(check: (() => boolean | T | Promise<boolean | T>) | undefined, what: string, refusal: string): Promise<true | T | Refusal> {
     if (!check) return true;
     try {
-      return (await check()) === true;
+      const verdict = await check();
+      if (verdict === true || (typeof verdict === 'object' && verdict !== null)) return verdict as true | T;
     } catch (error) {
+      if (error instanceof HubError) return { code: error.code, message: error.message };
       this.#host.logger.error({ conn: this.connId, err: errorMessage(error) }, `authorize.${what} threw; refusing`);
-      return false;
     }
+    return { code: 'E_FORBIDDEN', message: refusal };
   }
 
   /** Refuse a reserved (`$…`) topic: true if it was one. */
@@ -242,10 +321,12 @@ export class Session<User extends HubIdentity> implements HubContext<User> {
     return true;
   }
 
-  /** May this connection read `topic` (subscribe, or see its presence)? */
-  #maySubscribe(topic: string): Promise<boolean> {
+  /** May this connection read `topic` (subscribe, or see its presence)? True, or why not. */
+  async #maySubscribe(topic: string, refusal: string): Promise<true | Refusal> {
     const authorize = this.#host.options.authorize?.subscribe;
-    return this.#allowed(authorize && (() => authorize(this, topic)), 'subscribe');
+    const verdict = await this.#allowed<Refusal>(authorize && (() => authorize(this, topic)), 'subscribe', refusal);
+    // A subscribe hook allows with `true` only; an object it returns is not a rewrite.
+    return verdict === true || 'code' in verdict ? verdict : { code: 'E_FORBIDDEN', message: refusal };
   }
 
   async #subscribe(id: RequestId | undefined, topic: string, recover: StreamPosition | undefined): Promise<void> {
@@ -254,7 +335,8 @@ export class Session<User extends HubIdentity> implements HubContext<User> {
     if (this.subs.has(topic)) return this.replyError(id, 'E_ALREADY_SUBSCRIBED', `already subscribed to ${topic}`);
     const max = this.#host.limits.maxSubscriptions;
     if (this.subs.size >= max) return this.replyError(id, 'E_FORBIDDEN', `more than ${max} subscriptions`);
-    if (!(await this.#maySubscribe(topic))) return this.replyError(id, 'E_FORBIDDEN', `not allowed to subscribe to ${topic}`);
+    const verdict = await this.#maySubscribe(topic, `not allowed to subscribe to ${topic}`);
+    if (verdict !== true) return this.replyError(id, verdict.code, verdict.message);
     if (this.closed || this.subs.has(topic)) return;
     const refusal = await this.#host.subscriptions.add(this, topic, recover, id);
     if (refusal) this.replyError(id, refusal.code, refusal.message);
@@ -265,9 +347,13 @@ export class Session<User extends HubIdentity> implements HubContext<User> {
     const host = this.#host;
     if (host.options.allowClientPublish === false) return this.replyError(id, 'E_FORBIDDEN', 'clients may not publish on this hub');
     const authorize = host.options.authorize?.publish;
-    if (!(await this.#allowed(authorize && (() => authorize(this, topic, data)), 'publish'))) {
-      return this.replyError(id, 'E_FORBIDDEN', `not allowed to publish to ${topic}`);
+    const verdict = await this.#allowed<HubPublishRewrite | Refusal>(authorize && (() => authorize(this, topic, data)), 'publish', `not allowed to publish to ${topic}`);
+    if (verdict !== true && 'code' in verdict) return this.replyError(id, verdict.code, verdict.message);
+    if (verdict !== true) {
+      if (!('data' in verdict)) return this.replyError(id, 'E_FORBIDDEN', `not allowed to publish to ${topic}`);
+      data = verdict.data;
     }
+    if (this.closed) return;
     let publication: Publication;
     try {
       // Serialised once here; every node and subscriber reuses this text.
@@ -279,11 +365,40 @@ export class Session<User extends HubIdentity> implements HubContext<User> {
     this.reply(id, encodePublishResult(publication.offset, publication.epoch));
   }
 
+  /** Call an RPC method (a `hub.rpc()` handler, else the fallback) within `rpcTimeout`, and answer. */
+  async #rpc(id: RequestId, method: string, params: Json): Promise<void> {
+    const host = this.#host;
+    const handler = host.rpcHandler(method);
+    const options = host.options;
+    if (!handler && !options.rpcFallback) return this.replyError(id, 'E_NOT_FOUND', `no RPC method ${method}`);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HubError('E_UNAVAILABLE', `RPC ${method} did not answer within ${host.rpcTimeout} ms`)), host.rpcTimeout);
+    });
+    try {
+      const call = handler ? handler(this, params) : options.rpcFallback!(this, method, params);
+      const answer = await Promise.race([call, timeout]);
+      const json = JSON.stringify(answer ?? null);
+      this.reply(id, encodeRpcResult(json));
+    } catch (error) {
+      const refusal = rpcRefusal(error);
+      if (refusal) {
+        if (refusal.code === 'E_UNAVAILABLE') host.logger.warn({ conn: this.connId, method, err: refusal.message }, 'RPC unavailable');
+        return this.replyError(id, refusal.code, refusal.message);
+      }
+      host.logger.error({ conn: this.connId, method, err: errorMessage(error) }, 'RPC handler failed');
+      this.replyError(id, 'E_INTERNAL', 'internal error');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async #presence(id: RequestId | undefined, topic: string): Promise<void> {
     if (this.#reserved(id, topic)) return;
     // Seeing who is in a topic is as sensitive as reading it.
-    if (!this.subs.has(topic) && !(await this.#maySubscribe(topic))) {
-      return this.replyError(id, 'E_FORBIDDEN', `not allowed to see presence of ${topic}`);
+    if (!this.subs.has(topic)) {
+      const verdict = await this.#maySubscribe(topic, `not allowed to see presence of ${topic}`);
+      if (verdict !== true) return this.replyError(id, verdict.code, verdict.message);
     }
     let members: PresenceMember[];
     try {
@@ -294,4 +409,9 @@ export class Session<User extends HubIdentity> implements HubContext<User> {
     }
     this.reply(id, encodePresenceResult(members));
   }
+}
+
+/** An RPC handler that throws this much is answered E_INTERNAL; a HubError keeps its code. */
+function rpcRefusal(error: unknown): Refusal | undefined {
+  return error instanceof HubError ? { code: error.code, message: error.message } : undefined;
 }

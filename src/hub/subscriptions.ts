@@ -120,6 +120,11 @@ export class Subscriptions<User extends HubIdentity> {
     return this.#topics.size;
   }
 
+  /** Each topic with local subscribers, and how many. */
+  *counts(): IterableIterator<{ topic: string; subscribers: number }> {
+    for (const [topic, local] of this.#topics) if (local.fanout.subs.size > 0) yield { topic, subscribers: local.fanout.subs.size };
+  }
+
   /**
    * Subscribe `session` to `name`, recovering from `recover` if given, and reply to `id` (see
    * the module comment for the seam). Resolves with the refusal to answer, if any.

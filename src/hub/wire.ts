@@ -23,6 +23,8 @@ export const WIRE_LIMITS = {
   maxTokenLength: 8192,
   /** Longest epoch string in a recovery position. */
   maxEpochLength: 64,
+  /** Longest RPC method name, in UTF-16 code units. */
+  maxMethodLength: 128,
 } as const;
 
 /**
@@ -30,6 +32,12 @@ export const WIRE_LIMITS = {
  * RFC 6455 §7.4.2): clients reconnect and recover, where 1008 tells them to stop.
  */
 export const SLOW_CONSUMER_CLOSE_CODE = 4008;
+
+/**
+ * The close code of a connection whose authentication expired (the expiry the connect hook
+ * answered): its client reconnects and authenticates afresh.
+ */
+export const AUTH_EXPIRED_CLOSE_CODE = 4001;
 
 /** Prefix of the topics the hub reserves for itself (`$all`, `$user:<id>`, `$node:<id>`); clients may not use it. */
 export const RESERVED_PREFIX = '$';
@@ -50,6 +58,8 @@ export type HubErrorCode =
   | 'E_NOT_SUBSCRIBED'
   /** `subscribe` of a topic the connection is already subscribed to. */
   | 'E_ALREADY_SUBSCRIBED'
+  /** `rpc` of a method the server does not have (nor its backend); or a server-API path that does not exist. */
+  | 'E_NOT_FOUND'
   /** Too many requests waiting for an answer on this connection. */
   | 'E_BUSY'
   /** The broker could not do it (down, or it failed); retry later. */
@@ -91,6 +101,8 @@ interface RequestEnvelope<Type extends string> {
 export interface ConnectRequest extends RequestEnvelope<'connect'> {
   /** The bearer token (a JWT by default); omit it when the handshake already authenticated. */
   readonly token?: string | undefined;
+  /** Application data for the server's connect hook (e.g. a backend deciding who this is); any JSON, 32 levels deep at most. */
+  readonly data?: Json | undefined;
 }
 /** `subscribe`: receive a topic's publications, optionally recovering those missed since `recover`. */
 export interface SubscribeRequest extends RequestEnvelope<'subscribe'> {
@@ -118,15 +130,22 @@ export interface PresenceRequest extends RequestEnvelope<'presence'> {
   /** The topic whose members to list. */
   readonly topic: string;
 }
+/** `rpc`: call `method` on the server (a handler of the hub, or its backend) and get one answer. */
+export interface RpcRequest extends RequestEnvelope<'rpc'> {
+  /** The method: 1–128 characters, no control characters. */
+  readonly method: string;
+  /** Its parameters: any JSON, 32 levels deep at most (absent: the handler gets `null`). */
+  readonly params?: Json | undefined;
+}
 /** `ping`: an application-level round trip (answered with an empty reply). */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- a ping is the envelope alone; an interface, like its siblings
 export interface PingRequest extends RequestEnvelope<'ping'> {}
 
 /** Every message a client may send. */
-export type ClientRequest = ConnectRequest | SubscribeRequest | UnsubscribeRequest | PublishRequest | PresenceRequest | PingRequest;
+export type ClientRequest = ConnectRequest | SubscribeRequest | UnsubscribeRequest | PublishRequest | PresenceRequest | RpcRequest | PingRequest;
 
 /** The client message types, for validation and docs. */
-export const CLIENT_TYPES = ['connect', 'subscribe', 'unsubscribe', 'publish', 'presence', 'ping'] as const;
+export const CLIENT_TYPES = ['connect', 'subscribe', 'unsubscribe', 'publish', 'presence', 'rpc', 'ping'] as const;
 
 // ---- server → client ------------------------------------------------------------------------
 
@@ -181,6 +200,12 @@ export interface PublishResult {
   readonly epoch: string;
 }
 
+/** Result of `rpc`: what the method answered. */
+export interface RpcResult {
+  /** The method's answer (any JSON; `null` when it returned nothing). */
+  readonly data: Json;
+}
+
 /** Every message a server may send. */
 export type ServerMessage =
   | {
@@ -188,7 +213,7 @@ export type ServerMessage =
       readonly type: 'reply';
       /** The id of the request answered. */
       readonly id: RequestId;
-      /** The request's result: a `ConnectResult`, `SubscribeResult`, `PublishResult`, `{members}` or `{}`. */
+      /** The request's result: a `ConnectResult`, `SubscribeResult`, `PublishResult`, `RpcResult`, `{members}` or `{}`. */
       readonly result: JsonObject;
     }
   | {
@@ -329,6 +354,11 @@ export function encodePublishResult(offset: number, epoch: string): string {
 /** The result of `presence`: `{"members":[…]}`. */
 export function encodePresenceResult(members: readonly PresenceMember[]): string {
   return `{"members":${JSON.stringify(members)}}`;
+}
+
+/** The result of `rpc` ({@link RpcResult}): `{"data":…}` with `dataJson` already serialised. */
+export function encodeRpcResult(dataJson: string): string {
+  return `{"data":${dataJson}}`;
 }
 
 /** The result of `ping` and `unsubscribe`: `{}`. */

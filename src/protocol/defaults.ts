@@ -120,6 +120,30 @@ export const DEFAULTS = Object.freeze({
     maxInvalidMessages: 100,
     /** ms: 10 s for a connection that did not authenticate at the handshake to send `connect` (then 1008). */
     connectTimeout: 10_000,
+    /** ms an RPC handler (or the backend behind it) may take before the client gets E_UNAVAILABLE: 10 s, the clients' request timeout. */
+    rpcTimeout: 10_000,
+    /** ms between two announcements of a node on the control topic (`hub.nodes()`): 3 s, a node unheard of for 9 s is gone. */
+    nodeAnnounceInterval: 3_000,
+    /** The backend hooks (`createBackendHooks`, `BACKEND_HOOK_DEFAULTS`). */
+    backendHooks: Object.freeze({
+      /** ms for a whole hook call, retries included: 5 s, half the clients' 10 s request timeout, so a client hears E_UNAVAILABLE rather than timing out itself. */
+      timeout: 5000,
+      /** Attempts after the first (connect and subscribe only): one, to ride over a backend restarting or one bad instance behind a load balancer. */
+      retries: 1,
+      /** ms before the first retry, doubling for each next one: short, as a client is waiting. */
+      retryDelay: 100,
+      /** Bytes of an answer body read at most: 1 MiB; a bigger answer is E_UNAVAILABLE (a backend bug, and memory a hub should not give). */
+      maxAnswerBytes: 1024 * 1024,
+      /** Handshake headers the connect hook forwards: what backends identify a browser's session by. */
+      connectHeaders: Object.freeze(['cookie', 'authorization', 'origin', 'user-agent'] as const),
+    } as const),
+    /** The server API (`createServerApi`, `SERVER_API_DEFAULTS`). */
+    serverApi: Object.freeze({
+      /** Where the API is mounted: methods at `/api/<method>`, the OpenAPI document at `/api/openapi.json`. */
+      prefix: '/api/',
+      /** Bytes: the largest body, 1 MiB (more → 413 E_TOO_LARGE): a publication is bounded by the hub's clients anyway. */
+      maxBodySize: 1024 * 1024,
+    } as const),
     /** History retention (`DEFAULT_HISTORY`): the last 100 publications, at most 5 minutes old. */
     history: Object.freeze({
       /** Publications kept per topic. */
@@ -139,6 +163,11 @@ export const DEFAULTS = Object.freeze({
     presenceRefresh: 3_000,
     /** ms a topic's last offset and epoch outlive its last publication: 30 days (Centrifugo's `history_meta_ttl`). */
     metaTtl: 30 * 24 * 3600 * 1000,
+    /**
+     * ms an idempotency key of a publish is remembered: 2 minutes, NATS JetStream's default
+     * duplicate window, so a retried server-API POST within it is published once.
+     */
+    idempotencyWindow: 2 * 60_000,
   } as const),
   /**
    * Both hub clients, the Node `HubClient` and the browser `DuplexClient` (`HUB_CLIENT_DEFAULTS`).

@@ -184,14 +184,15 @@ test('duplex serve from a config file', { timeout: 60_000 }, async (t) => {
   });
 
   await t.test('the browser client module works with any WHATWG WebSocket, history included', async () => {
-    const res = await get(url, '/api/topics/room%3Atest');
-    assert.equal(res.status, 200);
-    const position = JSON.parse(res.body) as { epoch: string; offset: number; first: number };
-    assert.equal(position.offset, 1);
-    assert.equal(position.first, 1);
     const client = new DuplexClient(wsUrl, { WebSocket: WHATWGWebSocket as unknown as WebSocketConstructor, params: { name: 'Node' } });
+    // The demos' history RPC: the newest publications, oldest first, and the topic's position.
+    const recent = (await client.rpc('duplex.history', { topic: 'room:test', limit: 10 })) as { publications: Array<{ offset: number; data: unknown }>; epoch: string; offset: number };
+    assert.deepEqual(recent.publications.map((p) => [p.offset, p.data]), [[1, { text: 'round trip' }]]);
+    assert.equal(recent.offset, 1);
+    await assert.rejects(client.rpc('duplex.history', { topic: '$all' }), (error: unknown) => (error as { code?: string }).code === 'E_FORBIDDEN');
+    await assert.rejects(client.rpc('duplex.history', { topic: 'room:test', limit: 0 }), (error: unknown) => (error as { code?: string }).code === 'E_BAD_REQUEST');
     const seen: unknown[] = [];
-    await client.subscribe('room:test', (data, meta) => seen.push([meta.offset, meta.recovered, data]), { from: { epoch: position.epoch, offset: 0 } });
+    await client.subscribe('room:test', (data, meta) => seen.push([meta.offset, meta.recovered, data]), { from: { epoch: recent.epoch, offset: 0 } });
     assert.equal(client.state, 'open');
     assert.deepEqual(seen, [[1, true, { text: 'round trip' }]]);
     const ack = await client.publish('room:test', { text: 'from the browser client' });
@@ -288,7 +289,28 @@ const ERRORS: Array<{ name: string; args?: string[]; env?: Record<string, string
   { name: 'a bad allowed origin', args: ['--allowed-origin', 'https://ok.example,not an origin'], message: /allowedOrigins: "not an origin" is not an origin/ },
   { name: 'a zero connection limit', env: { DUPLEX_MAX_CONNECTIONS: '0' }, message: /limits\.maxConnections .* must be a positive integer/ },
   { name: 'an unknown flag', args: ['--prot', '80'], message: /Unknown option '--prot'/ },
+  { name: 'a hook URL that is not http(s)', file: { hooks: { connect: { url: 'ftp://backend/connect' } } }, message: /hooks\.connect\.url .* must be an http:\/\/ or https:\/\/ URL/ },
+  { name: 'an unknown hook', file: { hooks: { connnect: { url: 'http://backend/connect' } } }, message: /unknown key "hooks\.connnect" .*known hooks keys: connect, subscribe, publish, rpc/ },
+  { name: 'a hook without its URL', env: { DUPLEX_HOOK_CONNECT_TIMEOUT: '100' }, message: /hooks\.connect: url is required/ },
+  { name: 'retries on a publish hook', file: { hooks: { publish: { url: 'http://backend/publish', retries: 1 } } }, message: /a publish hook is never retried/ },
+  { name: 'anonymous with a connect hook', args: ['--anonymous', '--hook-connect', 'http://backend/connect'], message: /auth\.anonymous and hooks\.connect/ },
+  { name: 'a short API key', env: { DUPLEX_API_KEYS: 'short' }, message: /api\.keys: each key must be at least 16 characters/ },
+  { name: 'a broker prefix that is not a subject token', env: { DUPLEX_BROKER_PREFIX: 'a.b' }, message: /brokerPrefix must be letters, digits/ },
 ];
+
+test('the server API and hook keys: from the file, the environment and flags, nested', () => {
+  const file = writeConfig('gateway.json', { api: { keys: ['k'.repeat(16)], maxBodySize: 4096 }, hooks: { connect: { url: 'http://backend/connect', headers: ['cookie'] } } });
+  const config = loadConfig({ config: file, 'hook-rpc': 'https://backend/rpc', 'api-key': ['f'.repeat(16), 'g'.repeat(16)] }, { DUPLEX_HOOK_CONNECT_TIMEOUT: '1500', DUPLEX_HOOK_SUBSCRIBE_URL: 'http://backend/subscribe', DUPLEX_HOOK_SUBSCRIBE_RETRIES: '0' });
+  assert.deepEqual(config.api, { keys: ['f'.repeat(16), 'g'.repeat(16)], maxBodySize: 4096 });
+  assert.deepEqual(config.hooks.connect, { url: 'http://backend/connect', timeout: 1500, headers: ['cookie'], retries: undefined });
+  assert.deepEqual(config.hooks.subscribe, { url: 'http://backend/subscribe', timeout: undefined, headers: undefined, retries: 0 });
+  assert.deepEqual(config.hooks.rpc, { url: 'https://backend/rpc', timeout: undefined, headers: undefined, retries: undefined });
+  assert.equal(config.hooks.publish, undefined);
+  assert.equal(config.auth.anonymous, false, 'a connect hook decides who connects: not the anonymous demo mode');
+  const plain = loadConfig({}, {});
+  assert.deepEqual(plain.api.keys, [], 'no key: the API is off');
+  assert.equal(plain.auth.anonymous, true);
+});
 
 for (const [i, bad] of ERRORS.entries()) {
   test(`config error, exit 2: ${bad.name}`, { timeout: 30_000 }, async () => {

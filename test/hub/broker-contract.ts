@@ -20,6 +20,15 @@ export interface BrokerCluster {
   cleanup(): Promise<void>;
 }
 
+/** What a case asks of the cluster's brokers, to be passed on to each broker's constructor. */
+export interface BrokerClusterOptions {
+  /** The brokers' `idempotencyWindow` (ms); absent: the broker's default. */
+  readonly idempotencyWindow?: number;
+}
+
+/** Makes a fresh cluster whose brokers were constructed with `options` (on top of the suite's own). */
+export type MakeBrokerCluster = (options: BrokerClusterOptions) => Promise<BrokerCluster>;
+
 /** A BrokerNode that records everything it is told, with a way to wait for a condition. */
 export class RecordingNode implements BrokerNode {
   readonly publications: Publication[] = [];
@@ -97,10 +106,11 @@ interface Started {
 }
 
 async function withCluster(
-  makeCluster: () => Promise<BrokerCluster>,
+  makeCluster: MakeBrokerCluster,
   body: (cluster: Started) => Promise<void>,
+  options: BrokerClusterOptions = {},
 ): Promise<void> {
-  const cluster = await makeCluster();
+  const cluster = await makeCluster(options);
   const [a, b] = cluster.brokers;
   const suffix = randomBytes(4).toString('hex');
   const nodeA = new RecordingNode(`A-${suffix}`);
@@ -127,11 +137,15 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
+/** The idempotency window of the case that waits for it to pass (ms): short, yet well above a publish's round trip. */
+const SHORT_WINDOW = 600;
+
 /**
  * Register the contract suite for one broker. `makeCluster` returns two unstarted brokers
- * (two "nodes") sharing one backing store; the suite starts them and calls `cleanup` after each test.
+ * (two "nodes") sharing one backing store, constructed with the options it is given; the suite
+ * starts them and calls `cleanup` after each test.
  */
-export function brokerContract(name: string, makeCluster: () => Promise<BrokerCluster>): void {
+export function brokerContract(name: string, makeCluster: MakeBrokerCluster): void {
   describe(`broker contract: ${name}`, () => {
     test('publish on A reaches subscribers on A and B in order, offsets 1,2,3… in one epoch', { timeout: TEST_TIMEOUT }, async () => {
       await withCluster(makeCluster, async ({ a, b, nodeA, nodeB }) => {
@@ -356,8 +370,141 @@ export function brokerContract(name: string, makeCluster: () => Promise<BrokerCl
       });
     });
 
+    test('idempotency key: a retry is not stored or delivered again and resolves with the first publication', { timeout: TEST_TIMEOUT }, async () => {
+      await withCluster(makeCluster, async ({ a, b, nodeA, nodeB }) => {
+        const topic = uniqueTopic('idem');
+        await a.subscribe(topic);
+        await b.subscribe(topic);
+        const first = await a.publish(topic, '{"n":1}', KEEP, 'conn-1', 'key-1');
+        // A retry carries the same request; other data and publisher show which one is answered.
+        const retry = await a.publish(topic, '{"n":"retry"}', KEEP, 'conn-2', 'key-1');
+        assert.deepEqual(retry, first, 'the retry resolves with the first publication, data and time included');
+        const next = await a.publish(topic, '{"n":2}', KEEP);
+        assert.equal(next.offset, first.offset + 1, 'the retry took no offset');
+        assert.equal(next.epoch, first.epoch);
+        for (const node of [nodeA, nodeB]) {
+          await node.waitFor('two publications', () => node.on(topic).length >= 2);
+          await sleep(100); // a duplicate delivery would arrive by now
+          assert.deepEqual(node.on(topic).map((p) => p.data), ['{"n":1}', '{"n":2}'], `node ${node.id} got the keyed publication once`);
+        }
+        const slice = await b.history(topic, 0, first.epoch);
+        assert.deepEqual(offsets(slice.publications), [1, 2]);
+        assert.deepEqual(slice.publications[0], first, 'history holds the first publication once');
+      });
+    });
+
+    test('idempotency key: a retry through the other node is deduplicated too', { timeout: TEST_TIMEOUT }, async () => {
+      await withCluster(makeCluster, async ({ a, b, nodeA, nodeB }) => {
+        const topic = uniqueTopic('idem-node');
+        await a.subscribe(topic);
+        await b.subscribe(topic);
+        const first = await a.publish(topic, '"once"', KEEP, undefined, 'post-7');
+        const retry = await b.publish(topic, '"twice"', KEEP, undefined, 'post-7');
+        assert.deepEqual(retry, first);
+        const retryAgain = await a.publish(topic, '"thrice"', KEEP, undefined, 'post-7');
+        assert.deepEqual(retryAgain, first);
+        await b.publish(topic, '"marker"', KEEP);
+        for (const node of [nodeA, nodeB]) {
+          await node.waitFor('the marker', () => node.on(topic).some((p) => p.data === '"marker"'));
+          assert.deepEqual(node.on(topic).map((p) => p.data), ['"once"', '"marker"'], `node ${node.id}`);
+        }
+        assert.deepEqual((await a.history(topic, 0, first.epoch)).publications.map((p) => p.data), ['"once"', '"marker"']);
+      });
+    });
+
+    test('idempotency key: the same key on another topic is another publication', { timeout: TEST_TIMEOUT }, async () => {
+      await withCluster(makeCluster, async ({ a, b, nodeB }) => {
+        const one = uniqueTopic('idem-one');
+        const two = uniqueTopic('idem-two');
+        await b.subscribe(one);
+        await b.subscribe(two);
+        await a.publish(one, '"filler"', KEEP);
+        const onOne = await a.publish(one, '"on one"', KEEP, undefined, 'shared-key');
+        const onTwo = await b.publish(two, '"on two"', KEEP, undefined, 'shared-key');
+        assert.equal(onOne.offset, 2);
+        assert.equal(onTwo.topic, two);
+        assert.equal(onTwo.offset, 1, 'a first publication on the other topic');
+        assert.equal(onTwo.data, '"on two"');
+        assert.deepEqual(await a.publish(two, '"again"', KEEP, undefined, 'shared-key'), onTwo, 'each topic dedupes its own');
+        assert.deepEqual(await b.publish(one, '"again"', KEEP, undefined, 'shared-key'), onOne);
+        await nodeB.waitFor('both topics', () => nodeB.on(one).length >= 2 && nodeB.on(two).length >= 1);
+        await sleep(100);
+        assert.deepEqual(nodeB.on(one).map((p) => p.data), ['"filler"', '"on one"']);
+        assert.deepEqual(nodeB.on(two).map((p) => p.data), ['"on two"']);
+      });
+    });
+
+    test('idempotency key: once the window has passed, the key publishes again', { timeout: TEST_TIMEOUT }, async () => {
+      await withCluster(
+        makeCluster,
+        async ({ a, b, nodeB }) => {
+          const topic = uniqueTopic('idem-window');
+          await b.subscribe(topic);
+          const first = await a.publish(topic, '"first"', KEEP, undefined, 'k');
+          assert.deepEqual(await b.publish(topic, '"retry"', KEEP, undefined, 'k'), first, 'within the window: deduplicated');
+          await sleep(SHORT_WINDOW + 400);
+          const later = await b.publish(topic, '"later"', KEEP, undefined, 'k');
+          assert.equal(
+            later.offset,
+            first.offset + 1,
+            `a publish after the ${SHORT_WINDOW} ms window is a new publication (does the suite's makeCluster pass idempotencyWindow to its brokers?)`,
+          );
+          assert.equal(later.data, '"later"');
+          // The new publication starts a window of its own.
+          assert.deepEqual(await a.publish(topic, '"retry of later"', KEEP, undefined, 'k'), later);
+          await nodeB.waitFor('two publications', () => nodeB.on(topic).length >= 2);
+          await sleep(100);
+          assert.deepEqual(nodeB.on(topic).map((p) => p.data), ['"first"', '"later"']);
+        },
+        { idempotencyWindow: SHORT_WINDOW },
+      );
+    });
+
+    test('without an idempotency key, equal publishes are each published', { timeout: TEST_TIMEOUT }, async () => {
+      await withCluster(makeCluster, async ({ a, b, nodeB }) => {
+        const topic = uniqueTopic('idem-none');
+        await b.subscribe(topic);
+        const results = [
+          await a.publish(topic, '"same"', KEEP, 'conn'),
+          await a.publish(topic, '"same"', KEEP, 'conn'),
+          await b.publish(topic, '"same"', KEEP, 'conn'),
+          // A key on one publish does not touch the unkeyed ones around it.
+          await a.publish(topic, '"same"', KEEP, 'conn', 'lone-key'),
+          await b.publish(topic, '"same"', KEEP, 'conn'),
+        ];
+        assert.deepEqual(offsets(results), range(1, 5));
+        await nodeB.waitFor('five publications', () => nodeB.on(topic).length >= 5);
+        assert.deepEqual(offsets(nodeB.on(topic)), range(1, 5));
+      });
+    });
+
+    test('idempotency key: concurrent publishes with one key from both nodes make one publication', { timeout: TEST_TIMEOUT }, async () => {
+      await withCluster(makeCluster, async ({ a, b, nodeA, nodeB }) => {
+        const topic = uniqueTopic('idem-race');
+        await a.subscribe(topic);
+        await b.subscribe(topic);
+        const results = await Promise.all([
+          a.publish(topic, '"a1"', KEEP, undefined, 'race'),
+          b.publish(topic, '"b1"', KEEP, undefined, 'race'),
+          a.publish(topic, '"a2"', KEEP, undefined, 'race'),
+          b.publish(topic, '"b2"', KEEP, undefined, 'race'),
+          a.publish(topic, '"a3"', KEEP, undefined, 'race'),
+        ]);
+        const winner = results[0]!;
+        assert.equal(winner.offset, 1);
+        for (const result of results) assert.deepEqual(result, winner, 'every publish resolves with the one publication');
+        await a.publish(topic, '"marker"', KEEP);
+        for (const node of [nodeA, nodeB]) {
+          await node.waitFor('the marker', () => node.on(topic).some((p) => p.data === '"marker"'));
+          assert.deepEqual(node.on(topic).map((p) => p.data), [winner.data, '"marker"'], `node ${node.id} got one of the five`);
+        }
+        const slice = await b.history(topic, 0, winner.epoch);
+        assert.deepEqual(offsets(slice.publications), [1, 2]);
+      });
+    });
+
     test('a publication may be made from inside a delivery, and order is kept', { timeout: TEST_TIMEOUT }, async () => {
-      const cluster = await makeCluster();
+      const cluster = await makeCluster({});
       const [a, b] = cluster.brokers;
       const topic = uniqueTopic('reentrant');
       const nodeB = new RecordingNode('B-reentrant');

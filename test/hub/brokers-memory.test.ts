@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import { MemoryBroker } from '../../src/hub/brokers/memory.js';
 import { brokerContract, RecordingNode } from './broker-contract.js';
 
-brokerContract('memory', async () => {
-  const a = new MemoryBroker();
+brokerContract('memory', async (options) => {
+  const a = new MemoryBroker(options);
   const b = a.forNode();
   return {
     brokers: [a, b],

@@ -17,9 +17,9 @@ const OPTIONS: NatsBrokerOptions = { prefix: 'duplextest', presenceRefresh: 200,
 if (skip !== undefined) {
   test('nats broker', { skip }, () => {});
 } else {
-  brokerContract('nats', async () => {
-    const a = new NatsBroker(OPTIONS);
-    const b = new NatsBroker(OPTIONS);
+  brokerContract('nats', async (options) => {
+    const a = new NatsBroker({ ...OPTIONS, ...options });
+    const b = new NatsBroker({ ...OPTIONS, ...options });
     return {
       brokers: [a, b],
       async cleanup() {

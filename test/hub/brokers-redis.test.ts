@@ -17,9 +17,9 @@ const OPTIONS: RedisBrokerOptions = { url: URL, prefix: 'duplex-test:', presence
 if (skip !== undefined) {
   test('redis broker', { skip }, () => {});
 } else {
-  brokerContract('redis', async () => {
-    const a = new RedisBroker(OPTIONS);
-    const b = new RedisBroker(OPTIONS);
+  brokerContract('redis', async (options) => {
+    const a = new RedisBroker({ ...OPTIONS, ...options });
+    const b = new RedisBroker({ ...OPTIONS, ...options });
     return {
       brokers: [a, b],
       async cleanup() {

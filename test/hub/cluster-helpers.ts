@@ -114,8 +114,8 @@ process.on('exit', () => {
 });
 
 /** Start a child process and track it until it exits. */
-export function startChild(name: string, command: string, args: readonly string[]): Child {
-  const env = { ...process.env };
+export function startChild(name: string, command: string, args: readonly string[], extraEnv: Readonly<Record<string, string>> = {}): Child {
+  const env = { ...process.env, ...extraEnv };
   // A node:test child context would make a spawned node report as a test file.
   delete env.NODE_TEST_CONTEXT;
   const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -230,7 +230,7 @@ export async function cleanupBroker(brokerUrl: string, prefix: string): Promise<
   try {
     const jsm = await nc.jetstreamManager();
     const name = prefix.replace(/[^\w-]/g, '_');
-    for (const stream of [`${name.toUpperCase()}_HIST`, `KV_${name}-epochs`, `KV_${name}-presence`, `KV_${name}-nodes`]) {
+    for (const stream of [`${name.toUpperCase()}_HIST`, `KV_${name}-epochs`, `KV_${name}-presence`, `KV_${name}-nodes`, `KV_${name}-idem`]) {
       await jsm.streams.delete(stream).catch(() => false);
     }
   } finally {

@@ -12,6 +12,8 @@ import { resolveSettings } from '../../src/node/settings.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEADERS_TIMEOUT, DEFAULT_MAX_HEADER_SIZE, MAX_EARLY_DATA, RETRY_AFTER_SECONDS } from '../../src/node/server/options.js';
 import { HUB_CLIENT_DEFAULTS } from '../../src/hub/client-reconnect.js';
 import { BROKER_DEFAULTS } from '../../src/hub/brokers/shared.js';
+import { BACKEND_HOOK_DEFAULTS } from '../../src/hub/backend-hooks.js';
+import { SERVER_API_DEFAULTS } from '../../src/hub/server-api.js';
 import { defaultConfig } from '../../src/cli/serve-config.js';
 
 const KiB = 1024;
@@ -45,8 +47,20 @@ test('DEFAULTS holds the values the parts had before they were gathered (changed
       maxQueuedBytes: MiB,
       queueOverflow: 'reject',
     },
-    hub: { maxMessageSize: 64 * KiB, maxSubscriptions: 1000, maxPendingRequests: 256, maxInvalidMessages: 100, connectTimeout: 10_000, history: { size: 100, ttl: 300_000 } },
-    broker: { presenceTtl: 10_000, presenceRefresh: 3000, metaTtl: 30 * 24 * 3600 * 1000 },
+    hub: {
+      maxMessageSize: 64 * KiB,
+      maxSubscriptions: 1000,
+      maxPendingRequests: 256,
+      maxInvalidMessages: 100,
+      connectTimeout: 10_000,
+      // 0.4.0: the gateway (RPC, node announcements, backend hooks, the server API).
+      rpcTimeout: 10_000,
+      nodeAnnounceInterval: 3000,
+      backendHooks: { timeout: 5000, retries: 1, retryDelay: 100, maxAnswerBytes: MiB, connectHeaders: ['cookie', 'authorization', 'origin', 'user-agent'] },
+      serverApi: { prefix: '/api/', maxBodySize: MiB },
+      history: { size: 100, ttl: 300_000 },
+    },
+    broker: { presenceTtl: 10_000, presenceRefresh: 3000, metaTtl: 30 * 24 * 3600 * 1000, idempotencyWindow: 120_000 },
     hubClient: { requestTimeout: 10_000, maxQueuedRequests: 256, minDelay: 1000, maxDelay: 30_000, factor: 2, jitter: true, maxAttempts: Infinity, resetAfter: 5000 },
     serve: { port: 8080, host: '127.0.0.1', maxMessageSize: MiB, ephemeralPrefixes: ['typing:'] },
   });
@@ -69,6 +83,8 @@ test('the exported defaults of each part are views of DEFAULTS', () => {
   assert.deepEqual(DEFAULT_HISTORY, DEFAULTS.hub.history);
   assert.equal(HUB_CLIENT_DEFAULTS, DEFAULTS.hubClient);
   assert.equal(BROKER_DEFAULTS, DEFAULTS.broker);
+  assert.equal(BACKEND_HOOK_DEFAULTS, DEFAULTS.hub.backendHooks);
+  assert.equal(SERVER_API_DEFAULTS, DEFAULTS.hub.serverApi);
   assert.deepEqual(
     [DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEADERS_TIMEOUT, DEFAULT_MAX_HEADER_SIZE, RETRY_AFTER_SECONDS, MAX_EARLY_DATA],
     [DEFAULTS.server.handshakeTimeout, DEFAULTS.server.headersTimeout, DEFAULTS.server.maxHeaderSize, DEFAULTS.server.retryAfterSeconds, DEFAULTS.server.maxEarlyData],

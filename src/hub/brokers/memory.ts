@@ -16,10 +16,13 @@
  * synchronously inside `publish`/`join`/`leave`. So a hub may publish from inside
  * `onPublication` without re-entering itself, and every node sees a topic's publications in
  * offset order (a publish made during a delivery is queued behind the ones already queued).
+ *
+ * Idempotency keys are remembered per topic for the window of the first broker of the state
+ * (`idempotencyWindow`, shared by the brokers `forNode` derives from it).
  */
 
 import type { Broker, BrokerNode, HistoryOptions, HistorySlice, PresenceEvent, PresenceMember, Publication } from '../broker.js';
-import { assertStartable, assertStarted, historySlice, newEpoch, throwLater } from './shared.js';
+import { assertStartable, assertStarted, historySlice, idempotencyWindowOf, newEpoch, throwLater, type IdempotencyOptions } from './shared.js';
 
 /** One topic's history: its epoch, last offset, retained publications and retention. */
 interface TopicHistory {
@@ -30,11 +33,59 @@ interface TopicHistory {
   retention: HistoryOptions;
 }
 
+/**
+ * The publications made with an idempotency key, by topic and key, each remembered for `window`
+ * ms after it was made. Insertion order is expiry order (one window for all of them, on the
+ * monotonic clock), so a sweep drops expired entries from the front and stops at the first live
+ * one: memory stays bounded by what was published within one window.
+ */
+class IdempotentPublications {
+  readonly #entries = new Map<string, { readonly publication: Publication; readonly expires: number }>();
+
+  constructor(
+    /** How long a key is remembered (ms). */
+    readonly window: number,
+  ) {}
+
+  /** The publication made with `key` on `topic` within the window, if any. */
+  get(topic: string, key: string): Publication | undefined {
+    return this.#entries.get(IdempotentPublications.#id(topic, key))?.publication;
+  }
+
+  /** Remember `publication` as the one made with `key` on its topic. */
+  set(key: string, publication: Publication, now: number): void {
+    this.#entries.set(IdempotentPublications.#id(publication.topic, key), { publication, expires: now + this.window });
+  }
+
+  /** Forget the keys whose window has passed. */
+  sweep(now: number): void {
+    for (const [id, entry] of this.#entries) {
+      if (entry.expires > now) return;
+      this.#entries.delete(id);
+    }
+  }
+
+  /** The number of keys remembered (for tests of the sweep). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  // The topic's length first, so no topic/key pair can be read as another ("a"+"bc" vs "ab"+"c").
+  static #id(topic: string, key: string): string {
+    return `${topic.length}:${topic}${key}`;
+  }
+}
+
 /** The state several nodes' `MemoryBroker`s share. */
 class MemoryState {
   readonly histories = new Map<string, TopicHistory>();
   readonly presence = new Map<string, Map<string, PresenceMember>>();
   readonly brokers = new Set<MemoryBroker>();
+  readonly idempotent: IdempotentPublications;
+
+  constructor(idempotencyWindow: number) {
+    this.idempotent = new IdempotentPublications(idempotencyWindow);
+  }
 
   /** The topic's history, created (with a fresh epoch) if it does not exist yet. */
   historyOf(topic: string): TopicHistory {
@@ -79,12 +130,27 @@ export class MemoryBroker implements Broker {
   readonly #queue: { topic: string; event: QueuedEvent }[] = [];
   #draining = false;
 
-  /** A broker with fresh, unshared state. */
-  constructor();
+  /**
+   * A broker with fresh, unshared state.
+   * @throws RangeError when `idempotencyWindow` is not a positive number.
+   */
+  // The options are spelled out (not `IdempotencyOptions`) so the API docs show them with the class.
+  constructor(options?: {
+    /**
+     * How long an idempotency key of a publish is remembered (ms), for every node derived with
+     * `forNode`. Default 120 000 (`DEFAULTS.broker.idempotencyWindow`).
+     */
+    readonly idempotencyWindow?: number;
+  });
   /** @internal */
   constructor(state: MemoryState);
-  constructor(state?: MemoryState) {
-    this.#state = state ?? new MemoryState();
+  constructor(stateOrOptions: MemoryState | IdempotencyOptions = {}) {
+    this.#state = stateOrOptions instanceof MemoryState ? stateOrOptions : new MemoryState(idempotencyWindowOf('memory', stateOrOptions));
+  }
+
+  /** How many idempotency keys the shared state remembers now (expired ones are swept by the next publish). */
+  get idempotencyKeys(): number {
+    return this.#state.idempotent.size;
   }
 
   /** A broker for another hub node in this process, sharing this one's topics, history and presence. */
@@ -108,8 +174,17 @@ export class MemoryBroker implements Broker {
     this.#topics.delete(topic);
   }
 
-  async publish(topic: string, data: string, history: HistoryOptions, publisher?: string): Promise<Publication> {
+  async publish(topic: string, data: string, history: HistoryOptions, publisher?: string, idempotencyKey?: string): Promise<Publication> {
     this.#started();
+    // The window runs on the monotonic clock: a wall clock stepped back must not stretch it.
+    const tick = performance.now();
+    const idempotent = this.#state.idempotent;
+    idempotent.sweep(tick);
+    if (idempotencyKey !== undefined) {
+      // Seen within the window: the first publication is the answer, nothing is stored or delivered.
+      const first = idempotent.get(topic, idempotencyKey);
+      if (first !== undefined) return first;
+    }
     const now = Date.now();
     const h = this.#state.historyOf(topic);
     h.offset += 1;
@@ -117,6 +192,7 @@ export class MemoryBroker implements Broker {
     h.retention = history;
     h.publications.push(publication);
     trim(h, now);
+    if (idempotencyKey !== undefined) idempotent.set(idempotencyKey, publication, tick);
     this.#state.fanOut(topic, { kind: 'publication', publication });
     return publication;
   }

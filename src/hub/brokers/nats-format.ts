@@ -3,6 +3,8 @@
  * tokens, the headers a publication is stored with and how it is read back, the records of its
  * KV buckets, and the JetStream API errors it handles.
  */
+import { createHash } from 'node:crypto';
+
 import type { MsgHdrs, StoredMsg } from 'nats';
 import { requirePeer } from '../../node/peer.js';
 import type { PresenceMember, Publication } from '../broker.js';
@@ -71,6 +73,37 @@ export interface EpochRecord {
 export interface PresenceRecord {
   readonly topic: string;
   readonly member: PresenceMember;
+}
+
+/**
+ * The id of a publish with an idempotency key: its `Nats-Msg-Id` and the key of its record in
+ * the idempotency bucket. JetStream dedupes by message id across the whole stream, so the topic
+ * is part of it (the same key on another topic is another publication). The key is hashed
+ * (SHA-256, base64url) so that any key, of any length, is one safe KV-key token.
+ */
+export function idempotencyId(topic: string, key: string): string {
+  return `${token(topic)}.${createHash('sha256').update(key, 'utf8').digest('base64url')}`;
+}
+
+/** What an idempotency record holds besides the data (the first line of the record, as JSON). */
+interface IdempotencyHead {
+  readonly offset: number;
+  readonly epoch: string;
+  readonly time: number;
+  readonly publisher?: string | undefined;
+}
+
+/** The record of a publication made with an idempotency key: its position as one JSON line, then its data as is. */
+export function idempotencyRecord(publication: Publication): string {
+  const { offset, epoch, time, publisher } = publication;
+  return `${JSON.stringify({ offset, epoch, time, publisher } satisfies IdempotencyHead)}\n${publication.data}`;
+}
+
+/** The publication an idempotency record holds (JSON text has no raw newline, so the first one ends the head). */
+export function parseIdempotencyRecord(topic: string, text: string): Publication {
+  const end = text.indexOf('\n');
+  const head = JSON.parse(text.slice(0, end)) as IdempotencyHead;
+  return { topic, offset: head.offset, epoch: head.epoch, time: head.time, publisher: head.publisher, data: text.slice(end + 1) };
 }
 
 /** The last position of a stored message, from its headers. */

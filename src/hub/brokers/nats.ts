@@ -21,6 +21,17 @@
  * - **Epoch**: the epoch of a topic's messages; when a topic has none (never published, or all
  *   aged out), a JetStream KV bucket holds the epoch to use next, created if absent
  *   (`kv.create`) and rotated with compare-and-set (`kv.update(key, value, revision)`).
+ * - **Idempotency keys**: JetStream's own dedupe makes the publish atomic: the message carries
+ *   `Nats-Msg-Id` = topic token + key hash, and the stream's `duplicate_window` is the
+ *   `idempotencyWindow` (at most the stream's max age, `metaTtl`). nats-server checks the id
+ *   before the `expect.lastSubjectSequence` lock, so a duplicate is acknowledged as `duplicate`
+ *   with the first message's `seq` even when its lock is stale, and concurrent publishes with
+ *   one key from any node store one message. That message answers the duplicate, read by its
+ *   `seq` — unless the subject's purge took it already. So the first publisher also writes the
+ *   publication to a KV bucket (`<prefix>-idem`, entries live for the window), which answers
+ *   then, and which every keyed publish reads first: it also holds what the dedupe table loses
+ *   when nats-server restarts (the table is rebuilt from stored messages only, and a purged
+ *   one is not there).
  * - **Presence**: a KV bucket (`<node>.<topic>.<conn>` → member) and a KV bucket of node
  *   heartbeats, written every `presenceRefresh` ms (default 3 s). A node whose heartbeat is older
  *   than `presenceTtl` (default 10 s, judged by the server's timestamp of the KV entry against
@@ -39,6 +50,8 @@ import type {
   KvEntry,
   NatsConnection,
   Msg,
+  MsgHdrs,
+  PubAck,
   Subscription,
   StoredMsg,
   StreamConfig,
@@ -53,6 +66,7 @@ import {
   H,
   decoder,
   encoder,
+  idempotencyId,
   isCasConflict,
   isNotFound,
   lastOf,
@@ -67,10 +81,24 @@ import {
   type Last,
   type PresenceRecord,
 } from './nats-format.js';
-import { BROKER_DEFAULTS, BrokerError, ConnectionState, PresenceLiveness, assertStartable, assertStarted, historySlice, newEpoch, throwLater, type LivenessOptions } from './shared.js';
+import { IdempotencyRecords } from './nats-idempotency.js';
+import {
+  BROKER_DEFAULTS,
+  BrokerError,
+  ConnectionState,
+  PresenceLiveness,
+  assertStartable,
+  assertStarted,
+  historySlice,
+  idempotencyWindowOf,
+  newEpoch,
+  throwLater,
+  type IdempotencyOptions,
+  type LivenessOptions,
+} from './shared.js';
 
 /** Options of {@link NatsBroker}. */
-export interface NatsBrokerOptions extends LivenessOptions {
+export interface NatsBrokerOptions extends LivenessOptions, IdempotencyOptions {
   /** NATS server(s). Default `127.0.0.1:4222`. */
   readonly servers?: string | string[];
   /** First token of every subject, and prefix of the stream and bucket names. Default `duplex`. */
@@ -94,6 +122,7 @@ export class NatsBroker implements Broker {
   readonly #prefix: string;
   readonly #metaTtl: number;
   readonly #timeout: number;
+  readonly #idempotencyWindow: number;
   readonly #stream: string;
   /** Liveness in a KV bucket of node heartbeats; this node's members, for close() and rejoining. */
   readonly #liveness: PresenceLiveness;
@@ -103,6 +132,8 @@ export class NatsBroker implements Broker {
   #js: JetStreamClient | undefined;
   #jsm: JetStreamManager | undefined;
   #epochs: KV | undefined;
+  /** Publications made with an idempotency key, each for the window. */
+  #idempotent: IdempotencyRecords | undefined;
   #presenceKv: KV | undefined;
   #nodes: KV | undefined;
   #closed = false;
@@ -115,13 +146,15 @@ export class NatsBroker implements Broker {
   /**
    * Configures the broker; nothing connects until the hub calls `start()`, which also creates the
    * stream and KV buckets if they are missing.
-   * @throws RangeError when `presenceRefresh` is not shorter than `presenceTtl`.
+   * @throws RangeError when `presenceRefresh` is not shorter than `presenceTtl`, or
+   * `idempotencyWindow` is not a positive number.
    */
   constructor(options: NatsBrokerOptions = {}) {
     this.#servers = options.servers ?? '127.0.0.1:4222';
     this.#prefix = options.prefix ?? 'duplex';
     this.#metaTtl = options.metaTtl ?? BROKER_DEFAULTS.metaTtl;
     this.#timeout = options.timeout ?? 5_000;
+    this.#idempotencyWindow = idempotencyWindowOf(this.name, options);
     this.#stream = `${this.#prefix.replace(/[^\w-]/g, '_').toUpperCase()}_HIST`;
     this.#liveness = new PresenceLiveness(this.name, options, {
       reachable: () => this.#nc !== undefined && !this.#nc.isClosed() && this.#nodes !== undefined && this.#presenceKv !== undefined && this.#node !== undefined,
@@ -159,6 +192,7 @@ export class NatsBroker implements Broker {
       this.#epochs = await js.views.kv(kvName('epochs'), { history: 1, ttl: this.#metaTtl, timeout: this.#timeout });
       this.#presenceKv = await js.views.kv(kvName('presence'), { history: 1, timeout: this.#timeout });
       this.#nodes = await js.views.kv(kvName('nodes'), { history: 1, timeout: this.#timeout });
+      this.#idempotent = await IdempotencyRecords.open(js, jsm, kvName('idem'), this.#idempotencyWindow, this.#timeout);
       this.#jsm = jsm;
       this.#js = js;
       await this.#nodes.put(token(node.id), encoder.encode(JSON.stringify({ id: node.id })));
@@ -189,17 +223,18 @@ export class NatsBroker implements Broker {
     if (!this.#closed) await this.#nc?.flush();
   }
 
-  publish(topic: string, data: string, history: HistoryOptions, publisher?: string): Promise<Publication> {
+  publish(topic: string, data: string, history: HistoryOptions, publisher?: string, idempotencyKey?: string): Promise<Publication> {
     try {
       this.#started();
     } catch (error) {
       return Promise.reject(error);
     }
-    // One publication in flight per topic per node: retries then only race other nodes.
+    // One publication in flight per topic per node: retries then only race other nodes (and a
+    // retried key on this node finds the first one's record written).
     const previous = this.#queues.get(topic) ?? Promise.resolve();
     const next = previous.then(
-      () => this.#publish(topic, data, history, publisher),
-      () => this.#publish(topic, data, history, publisher),
+      () => this.#publish(topic, data, history, publisher, idempotencyKey),
+      () => this.#publish(topic, data, history, publisher, idempotencyKey),
     );
     this.#queues.set(topic, next);
     void next.finally(() => {
@@ -281,11 +316,16 @@ export class NatsBroker implements Broker {
     this.#setState('disconnected');
   }
 
-  async #publish(topic: string, data: string, history: HistoryOptions, publisher: string | undefined): Promise<Publication> {
+  async #publish(topic: string, data: string, history: HistoryOptions, publisher: string | undefined, idempotencyKey: string | undefined): Promise<Publication> {
     const { js, jsm } = this.#started();
     const subject = this.#histSubject(topic);
     const size = Math.max(0, Math.floor(history.size));
     const ttl = Math.max(0, Math.floor(history.ttl));
+    const id = idempotencyKey === undefined ? undefined : idempotencyId(topic, idempotencyKey);
+    if (id !== undefined) {
+      const first = await this.#idempotentPublication(topic, id);
+      if (first !== undefined) return first;
+    }
     for (let attempt = 0; ; attempt++) {
       let last = this.#last.get(topic);
       if (last === undefined) {
@@ -295,23 +335,72 @@ export class NatsBroker implements Broker {
       const offset = last.offset + 1;
       const time = Date.now();
       const h = publicationHeaders(topic, offset, last, time, size, ttl, publisher);
-      try {
-        // JetStream stores it only if the topic's last message is still `last` (optimistic lock).
-        const ack = await js.publish(subject, encoder.encode(data), { headers: h, expect: { lastSubjectSequence: last.seq } });
-        this.#remember(topic, { seq: ack.seq, offset, epoch: last.epoch });
-        const keep = Math.max(1, size);
-        if (offset % Math.max(1, Math.ceil(size / 2)) === 0 && offset > keep) {
-          // Bound storage; the newest `keep` messages stay (reads apply the exact size anyway).
-          void jsm.streams.purge(this.#stream, { filter: subject, keep }).catch(() => undefined);
-        }
-        return { topic, offset, epoch: last.epoch, data, time, publisher };
-      } catch (error) {
-        if (!isCasConflict(error)) throw new NatsBrokerError(`nats broker: could not publish to ${topic}`, { cause: error });
+      const ack = await this.#store(js, topic, subject, data, h, last.seq, id);
+      if (ack === undefined) {
+        // Another node stored one first: read the topic's last message again and retry.
         this.#last.delete(topic);
-        if (attempt >= 200) throw new NatsBrokerError(`nats broker: too much contention publishing to ${topic}`, { cause: error });
+        if (attempt >= 200) throw new NatsBrokerError(`nats broker: too much contention publishing to ${topic}`);
         if (attempt >= 3) await sleep(Math.random() * Math.min(20, attempt));
+        continue;
       }
+      // The id was seen within the window: nothing was stored, the first publication answers.
+      if (ack.duplicate && id !== undefined) return await this.#duplicateOf(topic, subject, id, ack.seq);
+      this.#remember(topic, { seq: ack.seq, offset, epoch: last.epoch });
+      const keep = Math.max(1, size);
+      if (offset % Math.max(1, Math.ceil(size / 2)) === 0 && offset > keep) {
+        // Bound storage; the newest `keep` messages stay (reads apply the exact size anyway).
+        void jsm.streams.purge(this.#stream, { filter: subject, keep }).catch(() => undefined);
+      }
+      const publication: Publication = { topic, offset, epoch: last.epoch, data, time, publisher };
+      if (id !== undefined) {
+        // It is published either way, so a record that could not be written does not fail the
+        // publish. It costs what only the record gives: the answer to a retry that comes after
+        // the message was purged (that retry rejects; JetStream still refuses to store it), and
+        // the dedupe of a retry after nats-server restarted.
+        await this.#idempotent!.put(id, publication).catch(() => undefined);
+      }
+      return publication;
     }
+  }
+
+  /**
+   * Store a publication if the topic's last message is still `lastSeq` (optimistic lock); with a
+   * message id, JetStream drops a duplicate within its window before checking the lock (its ack
+   * says `duplicate`, with the first message's sequence). Undefined when the lock failed.
+   */
+  async #store(js: JetStreamClient, topic: string, subject: string, data: string, h: MsgHdrs, lastSeq: number, id: string | undefined): Promise<PubAck | undefined> {
+    try {
+      return await js.publish(subject, encoder.encode(data), {
+        headers: h,
+        expect: { lastSubjectSequence: lastSeq },
+        ...(id === undefined ? {} : { msgID: id }),
+      });
+    } catch (error) {
+      if (isCasConflict(error)) return undefined;
+      throw new NatsBrokerError(`nats broker: could not publish to ${topic}`, { cause: error });
+    }
+  }
+
+  /** The publication recorded under idempotency id `id` within this node's window, if any, waited for up to `wait` ms. */
+  async #idempotentPublication(topic: string, id: string, wait = 0): Promise<Publication | undefined> {
+    try {
+      return await this.#idempotent!.waitFor(topic, id, wait);
+    } catch (error) {
+      throw new NatsBrokerError(`nats broker: could not read the idempotency record of a publish to ${topic}`, { cause: error });
+    }
+  }
+
+  /**
+   * The first publication of a publish JetStream acknowledged as a duplicate of message `seq`:
+   * that message, or, if the subject's purge took it, the record its publisher writes right
+   * after its acknowledgement (waited for up to the request timeout).
+   */
+  async #duplicateOf(topic: string, subject: string, id: string, seq: number): Promise<Publication> {
+    const stored = await this.#messageAt(seq);
+    if (stored !== undefined && stored.subject === subject) return parseStored(topic, stored);
+    const first = await this.#idempotentPublication(topic, id, this.#timeout);
+    if (first !== undefined) return first;
+    throw new NatsBrokerError(`nats broker: a publication to ${topic} with this idempotency key exists (stream sequence ${seq}) but can no longer be read`);
   }
 
   /** The epoch for a topic that has no stored message; `forPublish` claims it for a first publication. */
@@ -470,6 +559,9 @@ export class NatsBroker implements Broker {
       name: this.#stream,
       subjects: [`${this.#prefix}.hist.>`],
       max_age: nanos(this.#metaTtl),
+      // JetStream refuses a duplicate window longer than the max age; past the max age, the
+      // idempotency bucket still answers for the rest of the window.
+      duplicate_window: nanos(Math.min(this.#idempotencyWindow, this.#metaTtl)),
       republish: { src: `${this.#prefix}.hist.>`, dest: `${this.#prefix}.pub.>` },
     };
     try {

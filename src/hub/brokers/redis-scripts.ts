@@ -19,9 +19,19 @@ export interface ScriptClient {
 
 type Reply = unknown;
 
-// KEYS: meta hash, stream. ARGV: channel, data, publisher (JSON text or ''), size, ttl, metaTtl,
-// new epoch (used only if the topic has none). Returns { offset, epoch, time }.
+// KEYS: meta hash, stream, and with an idempotency key its record (all three under the topic's
+// hash tag, one slot). ARGV: channel, data, publisher (JSON text or ''), size, ttl, metaTtl, new
+// epoch (used only if the topic has none), idempotency window in ms (with the record's key).
+// Returns { offset, epoch, time }, or { 'dup', record } when the key's record exists: then the
+// first publication is the answer and nothing is stored or published. The record is the
+// publication line format (offset \n epoch \n time \n publisher \n data) and lives for the window.
+// Checked and written in this one script, so of concurrent publishes with one key from any
+// node, exactly one is published.
 const PUBLISH_SCRIPT = `
+if KEYS[3] then
+  local first = redis.call('GET', KEYS[3])
+  if first then return { 'dup', first } end
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[7]
@@ -43,7 +53,9 @@ else
   redis.call('DEL', KEYS[2])
 end
 redis.call('PEXPIRE', KEYS[1], math.max(ttl, tonumber(ARGV[6])))
-redis.call('PUBLISH', ARGV[1], 'P\\n' .. offset .. '\\n' .. epoch .. '\\n' .. now .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[2])
+local record = offset .. '\\n' .. epoch .. '\\n' .. now .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[2]
+if KEYS[3] then redis.call('SET', KEYS[3], record, 'PX', ARGV[8]) end
+redis.call('PUBLISH', ARGV[1], 'P\\n' .. record)
 return { offset, epoch, now }
 `;
 

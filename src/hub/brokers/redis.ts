@@ -13,6 +13,10 @@
  * - **Epoch**: stored in the topic's meta hash next to the counter, created by whichever script
  *   first finds it absent (like SET NX); meta and stream expire together (PEXPIRE), so a counter
  *   that expired comes back with a new epoch, never with reused offsets under an old one.
+ * - **Idempotency keys**: the publish script first looks for the key's record
+ *   (`<prefix>{topic}:idem:<key>`, under the topic's hash tag like its other keys) and answers
+ *   with the first publication if it is there; otherwise it publishes and writes the record with
+ *   PX = `idempotencyWindow`. One script, so the check and the write are atomic across nodes.
  * - **Presence**: a hash per topic (connId → member JSON) plus a sorted set of live nodes scored
  *   with their liveness deadline (Redis server clock). Each node refreshes its deadline every
  *   `presenceRefresh` ms (default 3 s) to now + `presenceTtl` (default 10 s); `presence()` leaves
@@ -33,13 +37,25 @@ import { requirePeer } from '../../node/peer.js';
 const { createClient } = requirePeer<typeof import('redis')>('redis', 'duplex-ws/hub/redis');
 
 import type { Broker, BrokerNode, HistoryOptions, HistorySlice, PresenceEvent, PresenceMember, Publication } from '../broker.js';
-import { BROKER_DEFAULTS, ConnectionState, PresenceLiveness, assertStartable, assertStarted, historySlice, newEpoch, throwLater, type LivenessOptions } from './shared.js';
+import {
+  BROKER_DEFAULTS,
+  ConnectionState,
+  PresenceLiveness,
+  assertStartable,
+  assertStarted,
+  historySlice,
+  idempotencyWindowOf,
+  newEpoch,
+  throwLater,
+  type IdempotencyOptions,
+  type LivenessOptions,
+} from './shared.js';
 import { RedisBrokerError, asArray, asNumber, asString, scripts } from './redis-scripts.js';
 
 export { RedisBrokerError };
 
 /** Options of {@link RedisBroker}. */
-export interface RedisBrokerOptions extends LivenessOptions {
+export interface RedisBrokerOptions extends LivenessOptions, IdempotencyOptions {
   /** Redis URL (`redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS). Default `redis://127.0.0.1:6379`. */
   readonly url?: string;
   /** Prefix of every key and channel, so several apps can share one Redis. Default `duplex:`. */
@@ -79,6 +95,27 @@ function parseMember(json: string): PresenceMember {
   return JSON.parse(json) as PresenceMember;
 }
 
+/**
+ * A publication from the line format the publish script writes (the pub/sub message after its
+ * `P\n`, and an idempotency record): offset \n epoch \n time \n publisher JSON or '' \n data.
+ * Data comes last: it may hold newlines.
+ */
+function parseRecord(topic: string, text: string, start: number): Publication {
+  const b = text.indexOf('\n', start);
+  const c = text.indexOf('\n', b + 1);
+  const d = text.indexOf('\n', c + 1);
+  const e = text.indexOf('\n', d + 1);
+  const publisher = text.slice(d + 1, e);
+  return {
+    topic,
+    offset: Number(text.slice(start, b)),
+    epoch: text.slice(b + 1, c),
+    time: Number(text.slice(c + 1, d)),
+    publisher: publisher === '' ? undefined : (JSON.parse(publisher) as string),
+    data: text.slice(e + 1),
+  };
+}
+
 /** The Redis {@link Broker}: one instance per hub node. */
 export class RedisBroker implements Broker {
   readonly name = 'redis';
@@ -86,6 +123,7 @@ export class RedisBroker implements Broker {
   readonly #prefix: string;
   readonly #metaTtl: number;
   readonly #connectTimeout: number;
+  readonly #idempotencyWindow: number;
   /** Liveness in a sorted set of nodes scored with their deadline; this node's members, for close() and rejoining. */
   readonly #liveness: PresenceLiveness;
   readonly #state = new ConnectionState();
@@ -100,13 +138,15 @@ export class RedisBroker implements Broker {
 
   /**
    * Configures the broker; nothing connects until the hub calls `start()`.
-   * @throws RangeError when `presenceRefresh` is not shorter than `presenceTtl`.
+   * @throws RangeError when `presenceRefresh` is not shorter than `presenceTtl`, or
+   * `idempotencyWindow` is not a positive number.
    */
   constructor(options: RedisBrokerOptions = {}) {
     this.#url = options.url ?? 'redis://127.0.0.1:6379';
     this.#prefix = options.prefix ?? 'duplex:';
     this.#metaTtl = options.metaTtl ?? BROKER_DEFAULTS.metaTtl;
     this.#connectTimeout = options.connectTimeout ?? 5_000;
+    this.#idempotencyWindow = idempotencyWindowOf(this.name, options);
     this.#liveness = new PresenceLiveness(this.name, options, {
       reachable: () => this.#client !== undefined && this.#client.isReady,
       refresh: () => this.#refresh(),
@@ -182,13 +222,15 @@ export class RedisBroker implements Broker {
     await this.#subscriber.unsubscribe(channel, this.#listener);
   }
 
-  async publish(topic: string, data: string, history: HistoryOptions, publisher?: string): Promise<Publication> {
+  async publish(topic: string, data: string, history: HistoryOptions, publisher?: string, idempotencyKey?: string): Promise<Publication> {
     const { client } = this.#started();
     // JSON-encode the publisher so a connection id can never break the line-based message format.
     const publisherField = publisher === undefined ? '' : JSON.stringify(publisher);
+    const keys = [this.#key(topic, 'meta'), this.#key(topic, 'stream')];
+    if (idempotencyKey !== undefined) keys.push(this.#idempotencyKey(topic, idempotencyKey));
     const reply = asArray(
       'publish',
-      await scripts.publish.run(client, [this.#key(topic, 'meta'), this.#key(topic, 'stream')], [
+      await scripts.publish.run(client, keys, [
         this.#channel(topic),
         data,
         publisherField,
@@ -196,8 +238,11 @@ export class RedisBroker implements Broker {
         String(Math.max(0, Math.floor(history.ttl))),
         String(this.#metaTtl),
         newEpoch(),
+        String(this.#idempotencyWindow),
       ]),
     );
+    // The key was used within the window: the script published nothing and gave the first publication.
+    if (reply[0] === 'dup') return parseRecord(topic, asString('publish', reply[1]), 0);
     return {
       topic,
       offset: asNumber('publish', reply[0]),
@@ -311,21 +356,7 @@ export class RedisBroker implements Broker {
     if (topic === undefined || node === undefined || this.#closed) return;
     try {
       if (message.startsWith('P\n')) {
-        // P \n offset \n epoch \n time \n publisher JSON or '' \n data (data last: it may hold newlines)
-        const a = 2;
-        const b = message.indexOf('\n', a);
-        const c = message.indexOf('\n', b + 1);
-        const d = message.indexOf('\n', c + 1);
-        const e = message.indexOf('\n', d + 1);
-        const publisher = message.slice(d + 1, e);
-        node.onPublication({
-          topic,
-          offset: Number(message.slice(a, b)),
-          epoch: message.slice(b + 1, c),
-          time: Number(message.slice(c + 1, d)),
-          publisher: publisher === '' ? undefined : (JSON.parse(publisher) as string),
-          data: message.slice(e + 1),
-        });
+        node.onPublication(parseRecord(topic, message, 2));
       } else if (message.startsWith('J\n') || message.startsWith('L\n')) {
         const event: PresenceEvent = { topic, kind: message[0] === 'J' ? 'join' : 'leave', member: parseMember(message.slice(2)) };
         node.onPresence(event);
@@ -376,6 +407,11 @@ export class RedisBroker implements Broker {
   // be used (a script may only touch keys of one slot).
   #key(topic: string, kind: 'meta' | 'stream' | 'presence'): string {
     return `${this.#prefix}{${topic}}:${kind}`;
+  }
+
+  /** The record of an idempotency key: the topic's hash tag first, so it lives in the topic's slot. */
+  #idempotencyKey(topic: string, key: string): string {
+    return `${this.#prefix}{${topic}}:idem:${key}`;
   }
 
   #channel(topic: string): string {

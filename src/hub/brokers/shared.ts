@@ -14,6 +14,28 @@ import { DuplexError } from '../../protocol/errors.js';
 /** The defaults of the networked brokers (Redis, NATS): `DEFAULTS.broker`, where each one's unit and reason are. */
 export const BROKER_DEFAULTS = DEFAULTS.broker;
 
+/** The option every broker takes for its publish idempotency keys (`Broker.publish`). */
+export interface IdempotencyOptions {
+  /**
+   * How long an idempotency key of a publish is remembered (ms): a second publish with the same
+   * key to the same topic within it resolves with the first one's publication and publishes
+   * nothing. Default 120 000 (`DEFAULTS.broker.idempotencyWindow`). Nodes of one cluster should
+   * agree on it: the Redis keys and NATS records are written with the publishing node's window.
+   */
+  readonly idempotencyWindow?: number;
+}
+
+/**
+ * The idempotency window of a broker's options, in whole ms.
+ * @throws RangeError when it is not a positive number.
+ */
+export function idempotencyWindowOf(broker: string, options: IdempotencyOptions): number {
+  const window = options.idempotencyWindow ?? BROKER_DEFAULTS.idempotencyWindow;
+  // Redis' PX and JetStream's duplicate window both need a positive whole number of ms.
+  if (!(window >= 1) || !Number.isFinite(window)) throw new RangeError(`${broker} broker: idempotencyWindow must be a positive number of ms`);
+  return Math.floor(window);
+}
+
 /** A new random epoch: 8 bytes, hex (like Centrifugo's short random epochs). */
 export function newEpoch(): string {
   return randomBytes(8).toString('hex');
