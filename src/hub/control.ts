@@ -20,6 +20,8 @@ import { errorMessage } from './errors.js';
 export const CONTROL_TOPIC = '$ctl';
 /** A node's own control topic (answers to its queries): `$ctl:<node id>`. */
 export const CONTROL_NODE_PREFIX = '$ctl:';
+/** ms a closing node waits for the broker to carry its leaving. */
+const LEAVE_TIMEOUT = 1000;
 /** Control messages keep no history. */
 const NO_HISTORY: HistoryOptions = { size: 0, ttl: 0 };
 
@@ -183,7 +185,12 @@ export class ControlPlane {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     for (const query of this.#queries.values()) query.done();
-    await this.#send(CONTROL_TOPIC, { op: 'node-left', id: this.#host.nodeId }).catch(() => {});
+    // A broker that is down must not hold up the node's shutdown: the others then forget this
+    // node when its announcements stop (three intervals).
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = new Promise<void>((resolve) => (timer = setTimeout(resolve, LEAVE_TIMEOUT)));
+    await Promise.race([this.#send(CONTROL_TOPIC, { op: 'node-left', id: this.#host.nodeId }).catch(() => {}), bounded]);
+    clearTimeout(timer);
   }
 
   /** Send a command to every node (this one included); resolves once the broker accepted it. */

@@ -680,7 +680,8 @@ export class Hub<User extends HubIdentity = HubIdentity> {
   /** A subscribe/unsubscribe command reached this node: apply it to its sessions of `target`. */
   private setLocalSubscription(target: ConnectionTarget, topic: string, subscribed: boolean): void {
     for (const session of this.localSessions(target)) {
-      if (session.closed) continue;
+      // A connection that has not authenticated yet is nobody's to subscribe.
+      if (session.closed || !session.authenticated) continue;
       const sub = session.subs.get(topic);
       if (!subscribed) {
         if (sub) this.subscriptions.remove(sub);
