@@ -30,6 +30,12 @@ export interface FanoutSubscription {
   after: number;
   /** While subscribing: live publications held until the reply has been sent. */
   buffer: Publication[] | undefined;
+  /**
+   * A delivery was refused (the slow-consumer policy 'drop'): nothing more is written to it
+   * until it is repaired from history after `after` (on the socket's drain), so the subscriber
+   * never sees a later publication without the ones before it.
+   */
+  lost: boolean;
 }
 
 /** Counters fan-out adds to (the hub's `stats()`). */
@@ -77,9 +83,16 @@ export class TopicFanout<S extends FanoutSubscription = FanoutSubscription> impl
         sub.buffer.push(publication);
         continue;
       }
-      if (publication.offset <= sub.after) continue;
+      if (sub.lost || publication.offset <= sub.after) continue;
       if (publisher !== undefined && publisher === sub.session.connId) continue;
+      if (sub.session.ws.slow) {
+        // Refused with 'drop' (or the connection closed with 'close'): repaired on drain.
+        sub.lost = true;
+        sub.session.ws.sendPrepared(prepared);
+        continue;
+      }
       sub.session.ws.sendPrepared(prepared);
+      sub.after = publication.offset;
       delivered++;
     }
     this.#counters.deliveries += delivered;
@@ -88,8 +101,9 @@ export class TopicFanout<S extends FanoutSubscription = FanoutSubscription> impl
   gap(epoch: string, offset: number, reason: GapReason): void {
     if (this.subs.size === 0) return;
     const prepared = prepareMessage(encodeGap(this.json, epoch, offset, reason));
-    // A subscription still subscribing learns its position from the reply instead.
-    for (const sub of this.subs) if (!sub.buffer) sub.session.ws.sendPrepared(prepared);
+    // A subscription still subscribing learns its position from the reply instead; a lost one
+    // from its repair.
+    for (const sub of this.subs) if (!sub.buffer && !sub.lost) sub.session.ws.sendPrepared(prepared);
   }
 
   /** A join or leave in the topic: to every subscriber but the member itself. */
@@ -110,12 +124,25 @@ export class TopicFanout<S extends FanoutSubscription = FanoutSubscription> impl
     const held = sub.buffer ?? [];
     sub.buffer = undefined;
     for (const publication of held) {
+      // Lost: what was held is in history, and the repair fetches it from there.
+      if (sub.lost) return;
       if (publication.offset <= sub.after && publication.epoch === epoch) continue;
       if (publication.publisher !== undefined && publication.publisher === sub.session.connId) continue;
-      this.#counters.messagesBuilt++;
-      this.#counters.deliveries++;
-      sub.session.ws.send(encodeMessage(this.json, publication.offset, publication.epoch, publication.data));
+      this.write(sub, publication.offset, publication.epoch, publication.data);
     }
+  }
+
+  /** Write one publication to one subscriber, or mark it lost if its peer is behind. */
+  write(sub: S, offset: number, epoch: string, data: string): boolean {
+    if (sub.session.ws.slow) {
+      sub.lost = true;
+      return false;
+    }
+    this.#counters.messagesBuilt++;
+    this.#counters.deliveries++;
+    sub.session.ws.send(encodeMessage(this.json, offset, epoch, data));
+    sub.after = offset;
+    return true;
   }
 }
 

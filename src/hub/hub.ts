@@ -377,6 +377,7 @@ export class Hub<User extends HubIdentity = HubIdentity> {
       open: (ws) => this.onOpen(ws as WebSocket<unknown>),
       message: (ws, data, isBinary) => this.onMessage(ws as WebSocket<unknown>, data, isBinary),
       close: (ws) => this.onClose(ws as WebSocket<unknown>),
+      drain: (ws) => this.onDrain(ws as WebSocket<unknown>),
     };
     this.routeOptions = { handlers: this.handlers, upgrade: this.authenticate, slowConsumerCloseCode: SLOW_CONSUMER_CLOSE_CODE };
   }
@@ -647,6 +648,15 @@ export class Hub<User extends HubIdentity = HubIdentity> {
     const session = this.sessions.get(ws);
     if (!session || session.closed) return;
     session.receive(data, isBinary);
+  }
+
+  /** A socket caught up: repair the subscriptions the slow-consumer policy 'drop' cut short. */
+  private onDrain(ws: WebSocket<unknown>): void {
+    const session = this.sessions.get(ws);
+    if (!session) return;
+    for (const sub of session.subs.values()) {
+      if (sub.lost) this.subscriptions.repair(sub).catch((error: unknown) => this.logger.warn({ conn: session.connId, err: errorMessage(error) }, 'repair of a lagging subscription failed'));
+    }
   }
 
   private onClose(ws: WebSocket<unknown>): void {

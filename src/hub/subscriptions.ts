@@ -9,7 +9,7 @@
  * then buffered publications newer than what the reply carried. Nothing lost, nothing twice.
  */
 import type { Logger } from '../node/logger.js';
-import type { Broker, Json, PresenceEvent, PresenceMember, Publication } from './broker.js';
+import type { Broker, HistorySlice, Json, PresenceEvent, PresenceMember, Publication } from './broker.js';
 import type { HubIdentity } from './auth.js';
 import { errorMessage, type Refusal } from './errors.js';
 import { TopicFanout, type FanoutSubscription } from './fanout.js';
@@ -17,6 +17,7 @@ import type { HubContext, HubStats } from './hub.js';
 import type { Session } from './session.js';
 import { TopicSequencer } from './topic.js';
 import {
+  encodeGap,
   encodeNotRecoveredResult,
   encodeRecoveredResult,
   encodeSubscribeResult,
@@ -132,7 +133,7 @@ export class Subscriptions<User extends HubIdentity> {
   async add(session: Session<User>, name: string, recover: StreamPosition | undefined, id: RequestId | undefined): Promise<Refusal | undefined> {
     const { broker, logger, counters } = this.#host;
     const topic = this.#acquire(name);
-    const sub: Subscription<User> = { session, topic, after: 0, buffer: [], member: undefined, joined: undefined, removed: false };
+    const sub: Subscription<User> = { session, topic, after: 0, buffer: [], lost: false, member: undefined, joined: undefined, removed: false };
     session.subs.set(name, sub);
     topic.fanout.subs.add(sub);
     try {
@@ -196,6 +197,45 @@ export class Subscriptions<User extends HubIdentity> {
     session.reply(id, result);
     fanout.release(sub, sequencer.epoch);
     return undefined;
+  }
+
+  /**
+   * Make good what a subscription lost to the slow-consumer policy 'drop' (its socket drained):
+   * live publications are held meanwhile (the subscribe seam), the ones after its last delivered
+   * offset are written from history, in order, then the held ones; if history no longer has
+   * them all, a `gap` says where the subscriber continues. If the peer falls behind again
+   * part-way, the subscription stays lost until the next drain.
+   */
+  async repair(sub: Subscription<User>): Promise<void> {
+    if (!sub.lost || sub.removed || sub.buffer) return;
+    const { topic } = sub;
+    const { sequencer, fanout } = topic;
+    const epoch = sequencer.epoch;
+    sub.lost = false;
+    sub.buffer = [];
+    let slice: HistorySlice | undefined;
+    try {
+      slice = await this.#host.broker.history(topic.name, sub.after, epoch);
+    } catch (error) {
+      this.#host.logger.warn({ topic: topic.name, conn: sub.session.connId, err: errorMessage(error) }, 'history for a lagging subscriber failed');
+    }
+    if (sub.removed) return;
+    if (slice && slice.epoch === epoch && slice.complete) {
+      for (const p of slice.publications) {
+        if (p.offset <= sub.after) continue;
+        if (p.publisher !== undefined && p.publisher === sub.session.connId) {
+          sub.after = p.offset;
+          continue;
+        }
+        if (!fanout.write(sub, p.offset, epoch, p.data)) break;
+      }
+    } else {
+      // What it missed is gone: say so, and continue from the topic's position now.
+      this.#host.counters.gaps++;
+      sub.session.ws.send(encodeGap(fanout.json, sequencer.epoch, sequencer.offset, 'too old'));
+      sub.after = sequencer.offset;
+    }
+    fanout.release(sub, sequencer.epoch);
   }
 
   /** End a subscription (and its presence); the topic goes with its last local subscriber. */

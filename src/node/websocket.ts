@@ -182,6 +182,15 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     return this.transport.writableLength + this.connection.pendingSendBytes;
   }
 
+  /**
+   * Whether the peer is behind: what it has not read yet reached `maxBufferedAmount`, so the
+   * slow-consumer policy would act on the next send (refuse it with `'drop'`, close the
+   * connection with `'close'`). With `'drop'`, a `drain` event follows once the peer caught up.
+   */
+  get slow(): boolean {
+    return this.isOpen() && this.transport.writableLength >= this.cfg.maxBufferedAmount;
+  }
+
   /** The peer's address. */
   get remoteAddress(): string | undefined {
     return this.transport.remoteAddress;
@@ -524,7 +533,12 @@ export class WebSocket<Data = unknown> implements AsyncIterable<MessageData> {
     // not slow because we send large messages (those are our own memory, not its doing).
     if (this.transport.writableLength < this.cfg.maxBufferedAmount) return true;
     if (this.counters) this.counters.dropped++;
-    if (this.cfg.dropSlow) return false;
+    if (this.cfg.dropSlow) {
+      // Tell the sender when the peer has caught up (the socket's own drain comes then), so
+      // what was refused can be made good (the hub fills it from history).
+      this.needDrain = true;
+      return false;
+    }
     this.logger.warn({ conn: this.id, remote: this.remoteAddress, buffered: this.bufferedAmount }, `slow consumer: closing with ${this.cfg.slowConsumerCloseCode}`);
     this.connection.fail(this.cfg.slowConsumerCloseCode, 'slow consumer');
     this.flush();

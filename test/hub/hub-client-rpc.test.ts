@@ -14,7 +14,10 @@ import { CLIENT_KINDS, FAST, type ClientKind } from './client-pair.js';
 import { delay, lastServerSocket, startHub, until, type HubServer } from './hub-helpers.js';
 
 /** The options both clients take alike. */
-type CommonOptions = Pick<HubClientOptions & DuplexClientOptions, 'connectData' | 'requestTimeout' | 'maxQueuedRequests'>;
+type CommonOptions = Pick<HubClientOptions & DuplexClientOptions, 'connectData' | 'requestTimeout' | 'maxQueuedRequests'> & {
+  /** ms before each reconnection, exactly (default: FAST's short, jittered delays). */
+  reconnectDelay?: number;
+};
 
 /** What these tests use of either client. */
 interface TestClient {
@@ -31,9 +34,10 @@ interface TestClient {
   close(): Promise<void>;
 }
 
-function makeClient(kind: ClientKind, url: string, options: CommonOptions = {}): TestClient {
+function makeClient(kind: ClientKind, url: string, { reconnectDelay, ...options }: CommonOptions = {}): TestClient {
+  const delays = reconnectDelay === undefined ? FAST : { minDelay: reconnectDelay, maxDelay: reconnectDelay, jitter: false };
   if (kind === 'node') {
-    const client = new HubClient(url, { requestTimeout: 3000, ...options, reconnect: { ...FAST } });
+    const client = new HubClient(url, { requestTimeout: 3000, ...options, reconnect: { ...delays } });
     return {
       kind,
       rpc: (method, params, rpcOptions) => client.rpc(method, params, rpcOptions),
@@ -47,7 +51,7 @@ function makeClient(kind: ClientKind, url: string, options: CommonOptions = {}):
       close: () => client.close(),
     };
   }
-  const client = new DuplexClient(url, { requestTimeout: 3000, ...FAST, ...options, WebSocket: WHATWGWebSocket as unknown as WebSocketConstructor });
+  const client = new DuplexClient(url, { requestTimeout: 3000, ...delays, ...options, WebSocket: WHATWGWebSocket as unknown as WebSocketConstructor });
   return {
     kind,
     rpc: (method, params, rpcOptions) => client.rpc(method, params, rpcOptions),
@@ -211,7 +215,8 @@ for (const kind of CLIENT_KINDS) {
       callers.push(ctx.connId);
       return ctx.connId;
     });
-    const client = makeClient(kind, env.url, { maxQueuedRequests: 1 });
+    // A reconnection that waits: the calls below are made while the client is surely disconnected.
+    const client = makeClient(kind, env.url, { maxQueuedRequests: 1, reconnectDelay: 500 });
     try {
       await client.ready();
       const firstConnection = client.connId();
