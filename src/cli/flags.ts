@@ -77,11 +77,17 @@ export const ECHO_FLAGS = {
 export const SERVE_FLAGS = {
   port: { short: 'p', type: 'string', value: 'P', config: 'port', description: 'port (default {default}; 0 picks a free one)' },
   host: { type: 'string', value: 'H', config: 'host', description: 'address (default {default})' },
+  workers: {
+    type: 'string',
+    value: 'N',
+    config: 'workers',
+    description: 'N worker processes on the one port, or auto (one per core);\none hub across them (default {default}: this process alone)',
+  },
   // Not a config key: where the keys come from (serve-config.ts reads it, or DUPLEX_CONFIG).
   config: { short: 'c', type: 'string', value: 'FILE', description: 'JSON config file (or DUPLEX_CONFIG)' },
   'json-logs': { type: 'boolean', config: 'jsonLogs', description: 'JSON log lines (pino) on stderr instead of readable ones' },
   'log-level': { type: 'string', value: 'L', config: 'logLevel', description: 'debug, info (default), warn or error' },
-  broker: { type: 'string', value: 'URL', config: 'broker', description: 'memory (default), redis://…, rediss://… or nats://…' },
+  broker: { type: 'string', value: 'URL', config: 'broker', description: 'memory (default), redis://…, rediss://…, redis+cluster://h:p,h:p,\nredis+sentinel://h:p,…/master or nats://h:p[,h:p]' },
   anonymous: { type: 'boolean', config: 'auth.anonymous', description: 'admit connections without a token (unsafe for production)' },
   'auth-public-key': { type: 'string', value: 'FILE', config: 'auth.publicKey', description: 'PEM public key for RS256/ES256 JWTs (HS256: DUPLEX_AUTH_SECRET)' },
   'tls-cert': { type: 'string', value: 'FILE', config: 'tls.cert', description: 'PEM certificate: https:// and wss://, with --tls-key' },

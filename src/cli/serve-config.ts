@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createPublicKey } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { DEFAULTS } from '../protocol/defaults.js';
 import { SERVE_FLAGS } from './flags.js';
@@ -24,6 +25,11 @@ export class ConfigError extends DuplexError {
 export interface ServeConfig {
   port: number;
   host: string;
+  /**
+   * Worker processes serving the one port (`auto`: one per core). 1: this process serves alone,
+   * with no primary; more: a primary and that many workers, one hub across them (docs/workers.md).
+   */
+  workers: number;
   /** Certificate and key file paths: serve `https://` and `wss://`. */
   tls: { cert: string; key: string } | undefined;
   /** Origins allowed to open a WebSocket (undefined: no check). */
@@ -104,6 +110,8 @@ export function defaultConfig(): ServeConfig {
   return {
     port: DEFAULTS.serve.port,
     host: DEFAULTS.serve.host,
+    // One process, as before workers existed: a primary is only worth it with several workers.
+    workers: 1,
     tls: undefined,
     allowedOrigins: undefined,
     auth: { secret: undefined, publicKey: undefined, anonymous: false, issuer: undefined, audience: undefined },
@@ -131,7 +139,7 @@ export function defaultConfig(): ServeConfig {
 /** Where a value came from, for error messages. */
 type Source = string;
 
-type Kind = 'port' | 'int' | 'nonneg' | 'string' | 'bool' | 'strings' | 'level' | 'policy' | 'url';
+type Kind = 'port' | 'int' | 'nonneg' | 'string' | 'bool' | 'strings' | 'level' | 'policy' | 'url' | 'workers';
 interface Field {
   readonly path: readonly string[];
   readonly kind: Kind;
@@ -145,6 +153,7 @@ interface Field {
 const FIELDS: readonly Field[] = [
   { path: ['port'], kind: 'port', env: 'DUPLEX_PORT' },
   { path: ['host'], kind: 'string', env: 'DUPLEX_HOST' },
+  { path: ['workers'], kind: 'workers', env: 'DUPLEX_WORKERS' },
   { path: ['tls', 'cert'], kind: 'string', env: 'DUPLEX_TLS_CERT' },
   { path: ['tls', 'key'], kind: 'string', env: 'DUPLEX_TLS_KEY' },
   { path: ['allowedOrigins'], kind: 'strings', env: 'DUPLEX_ALLOWED_ORIGINS' },
@@ -218,6 +227,12 @@ function convert(field: Field, raw: unknown, source: Source): unknown {
       if (field.kind === 'port' && (n < 0 || n > 65535)) throw new ConfigError(`${where} must be a port number from 0 to 65535, got ${n}`);
       if (field.kind === 'nonneg' && n < 0) throw new ConfigError(`${where} must not be negative, got ${n}`);
       if (field.kind === 'int' && n < 1) throw new ConfigError(`${where} must be a positive integer, got ${n}`);
+      return n;
+    }
+    case 'workers': {
+      if (raw === 'auto') return availableParallelism();
+      const n = fromText && (raw as string).trim() !== '' ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new ConfigError(`${where} must be a positive integer or "auto" (one per core), got ${JSON.stringify(raw)}`);
       return n;
     }
     case 'bool': {
@@ -384,8 +399,10 @@ function validate(config: ServeConfig, set: ReadonlySet<string>): void {
     }
     auth.anonymous = true;
   }
-  if (!/^(memory|(redis|rediss|nats):\/\/.+)$/.test(config.broker)) {
-    throw new ConfigError(`broker must be "memory", "redis://host:port", "rediss://…" or "nats://host:port", got ${JSON.stringify(config.broker)}`);
+  if (!/^(memory|(redis|rediss|redis\+cluster|rediss\+cluster|redis\+sentinel|rediss\+sentinel|nats):\/\/.+)$/.test(config.broker)) {
+    throw new ConfigError(
+      `broker must be "memory", "redis://host:port", "rediss://…", "redis+cluster://host:port,host:port", "redis+sentinel://host:port,…/master" or "nats://host:port[,host:port]", got ${JSON.stringify(config.broker)}`,
+    );
   }
   if (config.broker !== 'memory') {
     try {

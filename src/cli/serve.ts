@@ -23,6 +23,8 @@ import { createBackendHooks, type BackendHookConfig } from '../hub/backend-hooks
 import { createServerApi } from '../hub/server-api.js';
 import { ControlPlane } from '../hub/control.js';
 import { MemoryBroker } from '../hub/brokers/memory.js';
+import { IpcBroker } from '../hub/brokers/ipc.js';
+import type { WorkerContext } from '../hub/workers.js';
 import { topicProblem } from '../hub/parse-request.js';
 import { RESERVED_PREFIX } from '../hub/wire.js';
 import type { Broker, BrokerNode, HistoryOptions, Json } from '../hub/broker.js';
@@ -111,8 +113,9 @@ class ObservedBroker implements Broker {
   }
 }
 
-async function createBroker(url: string, prefix: string | undefined): Promise<Broker> {
-  if (url === 'memory') return new MemoryBroker();
+/** The broker `config.broker` names; in a worker, `memory` is the primary's state, over IPC. */
+async function createBroker(url: string, prefix: string | undefined, worker: WorkerContext | undefined): Promise<Broker> {
+  if (url === 'memory') return worker === undefined ? new MemoryBroker() : new IpcBroker();
   // Imported on demand: `redis` and `nats` are optional peer dependencies.
   try {
     if (url.startsWith('nats://')) {
@@ -123,6 +126,8 @@ async function createBroker(url: string, prefix: string | undefined): Promise<Br
     // Redis keys read `<prefix>:{topic}:…`, as the broker's default `duplex:`.
     return new RedisBroker({ url, ...(prefix !== undefined ? { prefix: `${prefix}:` } : {}) });
   } catch (error) {
+    // A URL the broker cannot use (e.g. a cluster URL without hosts) is the configuration's fault, not a missing package.
+    if (error instanceof TypeError || error instanceof RangeError) throw new ConfigError(`broker ${url}: ${error.message}`);
     const pkg = url.startsWith('nats://') ? 'nats' : 'redis';
     throw new ConfigError(`broker ${url} needs the "${pkg}" package: npm install ${pkg} (${(error as Error).message})`);
   }
@@ -158,12 +163,19 @@ function readableLines(out: { write(text: string): unknown; isTTY?: boolean }): 
   };
 }
 
-/** The server's logger: pino, as JSON lines (`jsonLogs`) or readable lines, on stderr. */
-export function createServeLogger(config: Pick<ServeConfig, 'logLevel' | 'jsonLogs'>, out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): Logger {
-  if (config.jsonLogs) {
-    return pino({ level: config.logLevel, timestamp: pino.stdTimeFunctions.isoTime }, out === process.stderr ? pino.destination({ dest: 2, sync: true }) : out);
-  }
-  return pino({ level: config.logLevel, base: undefined }, readableLines(out));
+/**
+ * The server's logger: pino, as JSON lines (`jsonLogs`) or readable lines, on stderr; `fields`
+ * go on every line (a worker's `worker` slot).
+ */
+export function createServeLogger(
+  config: Pick<ServeConfig, 'logLevel' | 'jsonLogs'>,
+  out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
+  fields?: Record<string, string | number>,
+): Logger {
+  const logger = config.jsonLogs
+    ? pino({ level: config.logLevel, timestamp: pino.stdTimeFunctions.isoTime }, out === process.stderr ? pino.destination({ dest: 2, sync: true }) : out)
+    : pino({ level: config.logLevel, base: undefined }, readableLines(out));
+  return fields === undefined ? logger : logger.child(fields);
 }
 
 // ---- the server ------------------------------------------------------------------------------------
@@ -198,10 +210,14 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }
 
-/** Start the server described by `config`. Rejects if the port is taken or the broker cannot be reached. */
-export async function startServe(config: ServeConfig, logger: Logger): Promise<ServeHandle> {
+/**
+ * Start the server described by `config`. Rejects if the port is taken or the broker cannot be
+ * reached. In a worker of `duplex serve --workers N` (`worker`), the `memory` broker is the
+ * primary's, over IPC, and only the worker in slot 1 runs the demo feed.
+ */
+export async function startServe(config: ServeConfig, logger: Logger, worker?: WorkerContext): Promise<ServeHandle> {
   const started = Date.now();
-  const broker = new ObservedBroker(await createBroker(config.broker, config.brokerPrefix));
+  const broker = new ObservedBroker(await createBroker(config.broker, config.brokerPrefix, worker));
   const ephemeral = config.history.ephemeralPrefixes;
   const history: HistoryOptions = { size: config.history.size, ttl: config.history.ttl };
   const none: HistoryOptions = { size: 0, ttl: 0 };
@@ -276,6 +292,8 @@ export async function startServe(config: ServeConfig, logger: Logger): Promise<S
         connections: stats.connections,
         hub: { connections: hub.stats().connections, topics: hub.stats().topics },
         broker: { name: broker.name, state: ok ? 'connected' : 'disconnected' },
+        // With --workers: which worker answered (each one counts its own connections).
+        ...(worker !== undefined ? { worker: { slot: worker.slot, workers: worker.workers, pid: process.pid } } : {}),
       });
     }
     if (path === '/metrics') {
@@ -335,7 +353,8 @@ export async function startServe(config: ServeConfig, logger: Logger): Promise<S
   const url = `${scheme}://${shownHost}:${address.port}/`;
   const wsUrl = `${config.tls ? 'wss' : 'ws'}://${shownHost}:${address.port}/ws`;
 
-  const stopTicker = config.demoFeed ? startTicker(hub, logger) : () => {};
+  // One feed for the whole hub, not one per worker.
+  const stopTicker = config.demoFeed && (worker === undefined || worker.slot === 1) ? startTicker(hub, logger) : () => {};
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -433,9 +452,10 @@ function startTicker(hub: Hub<HubIdentity>, logger: Logger): () => void {
 }
 
 /** The startup banner: where to point a browser, and what is (un)safe. */
-function banner(handle: ServeHandle): string {
-  const { config, url, wsUrl } = handle;
+function banner(config: ServeConfig, url: string, wsUrl: string): string {
   const auth = config.auth;
+  const workers = config.workers > 1 ? `${config.workers} worker processes on this port, one hub across them` : undefined;
+  const broker = workers !== undefined && config.broker === 'memory' ? 'ipc (the primary process holds the in-memory state)' : config.broker;
   const lines = [
     `listening on ${url}`,
     '',
@@ -449,7 +469,8 @@ function banner(handle: ServeHandle): string {
     `  browser client    ${url}duplex/client.js`,
     `  health, metrics   ${url}healthz  ${url}metrics`,
     `  server API        ${config.api.keys.length > 0 ? `${url}api/ (${config.api.keys.length} key${config.api.keys.length === 1 ? '' : 's'}; spec at ${url}api/openapi.json)` : 'off (set api.keys / DUPLEX_API_KEYS)'}`,
-    `  broker            ${config.broker}; history ${config.history.size} messages / ${config.history.ttl / 1000} s per topic`,
+    ...(workers !== undefined ? [`  workers           ${workers}`] : []),
+    `  broker            ${broker}; history ${config.history.size} messages / ${config.history.ttl / 1000} s per topic`,
   ];
   if (auth.secret !== undefined || auth.publicKey !== undefined) {
     lines.push(`  auth              JWT (${auth.secret !== undefined ? 'HS256 secret' : 'public key'})${auth.anonymous ? ' + anonymous connections' : ''}`);
@@ -466,6 +487,14 @@ function banner(handle: ServeHandle): string {
   return lines.join('\n');
 }
 
+/** Say the server is up: the `listening` log line, the anonymous-mode warning, the banner on stdout. */
+export function announce(config: ServeConfig, logger: Logger, url: string, wsUrl: string): void {
+  const broker = config.workers > 1 && config.broker === 'memory' ? 'ipc' : config.broker;
+  logger.info({ url, ws: wsUrl, broker, anonymous: config.auth.anonymous, ...(config.workers > 1 ? { workers: config.workers } : {}) }, 'listening');
+  if (config.auth.anonymous) logger.warn({}, 'anonymous mode: anyone can connect, subscribe and publish; unsafe for production (set auth.secret or auth.publicKey)');
+  process.stdout.write(banner(config, url, wsUrl));
+}
+
 /** `duplex serve`. Resolves with the exit code: 0 after a clean shutdown, 1 if it could not start, 2 for bad configuration. */
 export async function serveCommand({ values, positionals }: Parsed): Promise<number> {
   let config: ServeConfig;
@@ -477,6 +506,8 @@ export async function serveCommand({ values, positionals }: Parsed): Promise<num
     process.stderr.write(`duplex serve: configuration error: ${error.message}\n`);
     return 2;
   }
+  // Several workers: this process becomes their primary (serve-workers.ts).
+  if (config.workers > 1) return (await import('./serve-workers.js')).serveWorkers(config);
   const logger = createServeLogger(config);
   let handle: ServeHandle;
   try {
@@ -489,9 +520,7 @@ export async function serveCommand({ values, positionals }: Parsed): Promise<num
     logger.error({}, (error as Error).message);
     return 1;
   }
-  logger.info({ url: handle.url, ws: handle.wsUrl, broker: config.broker, anonymous: config.auth.anonymous }, 'listening');
-  if (config.auth.anonymous) logger.warn({}, 'anonymous mode: anyone can connect, subscribe and publish; unsafe for production (set auth.secret or auth.publicKey)');
-  process.stdout.write(banner(handle));
+  announce(config, logger, handle.url, handle.wsUrl);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const stop = (name: NodeJS.Signals): void => {
       process.off('SIGINT', stop);

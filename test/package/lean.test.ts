@@ -53,6 +53,7 @@ const cases: Array<[subpath: string, peers: string[]]> = [
   ['./client', []],
   ['./hub/redis', ['redis']],
   ['./hub/nats', ['nats']],
+  ['./hub/workers', []],
 ];
 
 for (const [subpath, peers] of cases) {

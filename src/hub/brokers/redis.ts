@@ -1,40 +1,41 @@
 /**
  * The Redis broker: hub nodes in several processes or machines share topics, history and presence
- * through one Redis server (≥ 6.2), using the official `redis` client (node-redis).
+ * through Redis (≥ 6.2) — one server, a Redis Cluster, or a master watched by Redis Sentinel —
+ * using the official `redis` client (node-redis).
  *
- * - **Fan-out**: Redis pub/sub, one channel per topic, on a dedicated subscriber connection
- *   (a connection in subscribe mode cannot run other commands). Each node subscribes only to the
- *   topics it has local subscribers for, so Redis does the filtering (Socket.IO's adapter
- *   "one Redis subscription per topic, not per client").
+ * - **Fan-out**: Redis pub/sub, one channel per topic, on connections that only listen (a
+ *   connection in subscribe mode is kept apart from commands). Each node subscribes only to the
+ *   topics it has local subscribers for, so Redis does the filtering (Socket.IO's adapter "one
+ *   Redis subscription per topic, not per client"). On a cluster with Redis ≥ 7.0 it is sharded
+ *   pub/sub (SSUBSCRIBE/SPUBLISH): a topic's channel lives in its hash slot, and each node
+ *   listens on the masters of the slots it needs (redis-subscriber.ts).
  * - **Offsets and history**: one Lua script per publication (EVALSHA) that increments the topic's
  *   offset counter, XADDs the publication to the topic's Redis Stream with the offset as the entry
- *   id, and PUBLISHes it — a script runs atomically, so offsets are +1 per topic across all nodes
+ *   id, and publishes it — a script runs atomically, so offsets are +1 per topic across all nodes
  *   and every subscriber receives publications in offset order.
+ * - **One slot per operation**: a topic's keys and channel all carry its hash tag,
+ *   `<prefix>{topic}:meta`, `…:stream`, `…:presence`, `…:idem:<key>`, so every script that
+ *   touches them runs in one slot — what Redis Cluster requires.
  * - **Epoch**: stored in the topic's meta hash next to the counter, created by whichever script
  *   first finds it absent (like SET NX); meta and stream expire together (PEXPIRE), so a counter
  *   that expired comes back with a new epoch, never with reused offsets under an old one.
  * - **Idempotency keys**: the publish script first looks for the key's record
- *   (`<prefix>{topic}:idem:<key>`, under the topic's hash tag like its other keys) and answers
- *   with the first publication if it is there; otherwise it publishes and writes the record with
- *   PX = `idempotencyWindow`. One script, so the check and the write are atomic across nodes.
- * - **Presence**: a hash per topic (connId → member JSON) plus a sorted set of live nodes scored
- *   with their liveness deadline (Redis server clock). Each node refreshes its deadline every
- *   `presenceRefresh` ms (default 3 s) to now + `presenceTtl` (default 10 s); `presence()` leaves
- *   out members of nodes past their deadline, and every node sweeps dead nodes on the same timer,
- *   removing their members and announcing the leaves. So a node that dies without `close()` has
- *   its presence gone from `presence()` within `presenceTtl` and its leaves announced within
- *   `presenceTtl + presenceRefresh` (13 s by default).
- * - **Connection loss**: commands are not queued while disconnected (publish rejects at once
- *   rather than hang); node-redis reconnects with backoff and resubscribes the channels, and
- *   once the subscriber connection is ready again the broker calls `onReconnect` so the hub
- *   catches up from history.
+ *   (`<prefix>{topic}:idem:<key>`) and answers with the first publication if it is there;
+ *   otherwise it publishes and writes the record with PX = `idempotencyWindow`. One script, so
+ *   the check and the write are atomic across nodes.
+ * - **Presence**: a hash per topic plus node liveness (a sorted set of nodes scored with their
+ *   deadline on the Redis clock, and their incarnations): redis-presence.ts. Each node refreshes
+ *   its deadline every `presenceRefresh` ms (default 3 s) to now + `presenceTtl` (default 10 s);
+ *   `presence()` leaves out (and removes) members of nodes past their deadline, and every node
+ *   sweeps dead nodes on the same timer, removing their members and announcing the leaves. So a
+ *   node that dies without `close()` has its presence gone from `presence()` within
+ *   `presenceTtl` and its leaves announced within `presenceTtl + presenceRefresh` (13 s by default).
+ * - **Connection loss and failover**: commands are not queued while disconnected (publish rejects
+ *   at once rather than hang). Subscriptions that were lost — a dropped connection, a master
+ *   replaced by its replica — are placed again where their channels live now, and then the
+ *   broker calls `onReconnect` so the hub catches up from history.
  * @module duplex-ws/hub/redis
  */
-
-import { requirePeer } from '../../node/peer.js';
-
-// node-redis is an optional peer dependency: loaded here, by `duplex-ws/hub/redis` only.
-const { createClient } = requirePeer<typeof import('redis')>('redis', 'duplex-ws/hub/redis');
 
 import type { Broker, BrokerNode, HistoryOptions, HistorySlice, PresenceEvent, PresenceMember, Publication } from '../broker.js';
 import {
@@ -50,14 +51,30 @@ import {
   type IdempotencyOptions,
   type LivenessOptions,
 } from './shared.js';
-import { RedisBrokerError, asArray, asNumber, asString, scripts } from './redis-scripts.js';
+import { RedisBrokerError, asArray, asNumber, asString, scripts, type ScriptClient } from './redis-scripts.js';
+import { createDeployment, type RedisDeployment } from './redis-deployment.js';
+import { RedisPresence, parseMember, type PresenceNames } from './redis-presence.js';
+import { RedisSubscriber } from './redis-subscriber.js';
+import { topicHashTag } from './redis-slots.js';
+import { deploymentOf, type RedisClusterOptions, type RedisDeploymentSpec, type RedisSentinelOptions } from './redis-url.js';
 
 export { RedisBrokerError };
+export type { RedisClusterOptions, RedisSentinelOptions, RedisServerAddress } from './redis-url.js';
 
-/** Options of {@link RedisBroker}. */
+/** Options of {@link RedisBroker}. Give at most one of `url`, `cluster` and `sentinel`. */
 export interface RedisBrokerOptions extends LivenessOptions, IdempotencyOptions {
-  /** Redis URL (`redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS). Default `redis://127.0.0.1:6379`. */
+  /**
+   * Where Redis is, as a URL: `redis://[[user]:password@]host[:port][/db]` (`rediss://` for
+   * TLS) for one server, `redis+cluster://host:port,host:port,…` for a Redis Cluster (by some of
+   * its nodes), `redis+sentinel://host:port,host:port,…/<master name>` for a master watched by
+   * Sentinel (by some of its sentinels; `rediss+cluster://`, `rediss+sentinel://` for TLS to the
+   * data nodes). Default `redis://127.0.0.1:6379`.
+   */
   readonly url?: string;
+  /** A Redis Cluster, instead of `url`. */
+  readonly cluster?: RedisClusterOptions;
+  /** A master watched by Redis Sentinel, instead of `url`. */
+  readonly sentinel?: RedisSentinelOptions;
   /** Prefix of every key and channel, so several apps can share one Redis. Default `duplex:`. */
   readonly prefix?: string;
   /**
@@ -69,30 +86,9 @@ export interface RedisBrokerOptions extends LivenessOptions, IdempotencyOptions 
   readonly connectTimeout?: number;
 }
 
-/**
- * A node-redis client configured the way this broker needs it. `probe` > 0: a PING every `probe`
- * ms and TCP keepalive after `probe` ms of silence (0: node-redis's defaults, no PING, keepalive
- * after 30 s).
- */
-function redisClient(url: string, name: string, connectTimeout: number, probe: number, reconnectDelay: (retries: number, cause: Error) => number | Error) {
-  return createClient({
-    url,
-    name,
-    // Fail fast while disconnected: a publish must reject, not wait for Redis to come back.
-    disableOfflineQueue: true,
-    ...(probe > 0 ? { pingInterval: probe } : {}),
-    socket: { connectTimeout, reconnectStrategy: reconnectDelay, ...(probe > 0 ? { keepAlive: true, keepAliveInitialDelay: probe } : {}) },
-  });
-}
-
-type RedisClient = ReturnType<typeof redisClient>;
 /** Client names may not contain spaces or newlines (CLIENT SETNAME). */
 function clientName(kind: string, nodeId: string): string {
   return `duplex:${kind}:${nodeId.replace(/[^\w:.-]/g, '_')}`;
-}
-
-function parseMember(json: string): PresenceMember {
-  return JSON.parse(json) as PresenceMember;
 }
 
 /**
@@ -116,10 +112,26 @@ function parseRecord(topic: string, text: string, start: number): Publication {
   };
 }
 
+/** Same-slot twin of `key` in a cluster: `key` itself as hash tag, unless it already has one. */
+function sameSlotKey(key: string, suffix: string): string {
+  const open = key.indexOf('{');
+  const hasTag = open !== -1 && key.indexOf('}', open + 1) > open + 1;
+  return hasTag ? `${key}${suffix}` : `{${key}}${suffix}`;
+}
+
+/** What a started broker holds. */
+interface Started {
+  readonly node: BrokerNode;
+  readonly deployment: RedisDeployment;
+  readonly client: ScriptClient;
+  readonly subscriber: RedisSubscriber;
+  readonly presence: RedisPresence;
+}
+
 /** The Redis {@link Broker}: one instance per hub node. */
 export class RedisBroker implements Broker {
   readonly name = 'redis';
-  readonly #url: string;
+  readonly #spec: RedisDeploymentSpec;
   readonly #prefix: string;
   readonly #metaTtl: number;
   readonly #connectTimeout: number;
@@ -127,89 +139,115 @@ export class RedisBroker implements Broker {
   /** Liveness in a sorted set of nodes scored with their deadline; this node's members, for close() and rejoining. */
   readonly #liveness: PresenceLiveness;
   readonly #state = new ConnectionState();
-  #node: BrokerNode | undefined;
-  #client: RedisClient | undefined;
-  #subscriber: RedisClient | undefined;
+  #started: Started | undefined;
   #closed = false;
-  #subscriberReadyOnce = false;
   /** Subscribed channels → topic. */
   readonly #channels = new Map<string, string>();
-  readonly #listener = (message: string, channel: string): void => this.#onMessage(message, channel);
 
   /**
    * Configures the broker; nothing connects until the hub calls `start()`.
    * @throws RangeError when `presenceRefresh` is not shorter than `presenceTtl`, or
    * `idempotencyWindow` is not a positive number.
+   * @throws TypeError when more than one of `url`, `cluster` and `sentinel` is given, or the URL
+   * or an address cannot be read.
    */
   constructor(options: RedisBrokerOptions = {}) {
-    this.#url = options.url ?? 'redis://127.0.0.1:6379';
+    this.#spec = deploymentOf(options);
     this.#prefix = options.prefix ?? 'duplex:';
     this.#metaTtl = options.metaTtl ?? BROKER_DEFAULTS.metaTtl;
     this.#connectTimeout = options.connectTimeout ?? 5_000;
     this.#idempotencyWindow = idempotencyWindowOf(this.name, options);
     this.#liveness = new PresenceLiveness(this.name, options, {
-      reachable: () => this.#client !== undefined && this.#client.isReady,
-      refresh: () => this.#refresh(),
-      rejoin: (topic, member) => this.#announceJoin(this.#client!, topic, member),
-      sweep: () => this.#sweep(),
-      leave: async (topic, member) => {
-        await scripts.leave.run(this.#client!, [this.#key(topic, 'presence')], [member.connId, this.#channel(topic)]);
-      },
-      forget: async () => {
-        await this.#client!.sendCommand(['ZREM', this.#nodesKey(), this.#node!.id]);
-        await this.#client!.sendCommand(['DEL', this.#nodeTopicsKey(this.#node!.id)]);
-      },
+      reachable: () => this.#started?.deployment.ready === true,
+      refresh: () => this.#started!.presence.refresh(),
+      rejoin: (topic, member) => this.#started!.presence.rejoin(topic, member),
+      sweep: () => this.#started!.presence.sweep(),
+      leave: (topic, member) => this.#started!.presence.announceLeave(topic, member),
+      forget: () => this.#started!.presence.forget(),
     });
   }
 
-  /** The client name of this node's subscriber connection (as CLIENT LIST shows it). */
+  /** The client name of this node's subscriber connections (as CLIENT LIST shows it). */
   get subscriberName(): string | undefined {
-    return this.#node === undefined ? undefined : clientName('sub', this.#node.id);
+    return this.#started === undefined ? undefined : clientName('sub', this.#started.node.id);
+  }
+
+  /** Where this node's subscriptions are: server address → channels (for tests and diagnostics). */
+  get subscriptions(): ReadonlyMap<string, readonly string[]> {
+    return this.#started?.subscriber.placements ?? new Map();
   }
 
   async start(node: BrokerNode): Promise<void> {
-    assertStartable(this.name, this.#node !== undefined, this.#closed);
-    this.#node = node;
-    const client = this.#makeClient(clientName('cmd', node.id), 0);
-    // The subscriber connection only listens: if Redis dropped it while the network was cut (it
-    // gave up retransmitting, or the pub/sub output buffer limit), nothing tells this node — it
-    // sat deaf, delivering nothing, until TCP keepalive (node-redis: after 30 s idle) noticed.
-    // So it is probed every liveness period, twice over: TCP keepalive after that much silence
-    // (the peer resets a connection it forgot), and a PING (which also reaches through a TCP
-    // proxy in front of Redis, where keepalive tests only the hop to the proxy; but node-redis
-    // sends the next PING only once the last was answered, so a PONG lost in the cut stops the
-    // PINGs — keepalive covers that). Then the reconnection's catch-up follows. The command
-    // connection needs neither: the liveness refresh writes on it that often anyway. Found by
-    // the partition test (docs/partitions.md).
-    const subscriber = this.#makeClient(clientName('sub', node.id), this.#liveness.refresh);
-    this.#client = client;
-    this.#subscriber = subscriber;
-    subscriber.on('ready', () => {
-      // node-redis has resubscribed every channel before 'ready' (it is part of the connection
-      // handshake), so anything published from now on is delivered and history covers the rest.
-      if (this.#subscriberReadyOnce && !this.#closed) node.onReconnect();
-      this.#subscriberReadyOnce = true;
+    assertStartable(this.name, this.#started !== undefined, this.#closed);
+    const deployment = createDeployment(this.#spec, {
+      names: { command: clientName('cmd', node.id), subscriber: clientName('sub', node.id) },
+      connectTimeout: this.#connectTimeout,
+      // The subscriber connections only listen: if Redis dropped one while the network was cut
+      // (it gave up retransmitting, or the pub/sub output buffer limit), nothing tells this
+      // node — it sat deaf, delivering nothing, until TCP keepalive (node-redis: after 30 s
+      // idle) noticed. So each is probed every liveness period, twice over: TCP keepalive after
+      // that much silence (the peer resets a connection it forgot), and a PING (which also
+      // reaches through a TCP proxy in front of Redis, where keepalive tests only the hop to the
+      // proxy; but node-redis sends the next PING only once the last was answered, so a PONG
+      // lost in the cut stops the PINGs — keepalive covers that). Then the subscriber heals and
+      // the catch-up follows. The command connections need neither: the liveness refresh writes
+      // often, and a command without an answer fails. Found by the partition test (docs/partitions.md).
+      probe: this.#liveness.refresh,
+      closed: () => this.#closed,
+      change: () => this.#updateState(),
     });
     try {
-      await Promise.all([client.connect(), subscriber.connect()]);
+      await deployment.connect();
+    } catch (error) {
+      this.#closed = true;
+      await deployment.close().catch(() => undefined);
+      throw new RedisBrokerError(`redis broker: cannot reach ${deployment.description} (is redis-server running?)`, { cause: error });
+    }
+    const client: ScriptClient = { call: (key, args) => deployment.call(key, args) };
+    const subscriber = new RedisSubscriber(deployment.placement, {
+      message: (message, channel) => this.#onMessage(message, channel),
+      change: () => this.#updateState(),
+      // Every channel is subscribed again, so anything published from now on is delivered and
+      // history covers the rest.
+      healed: () => {
+        if (!this.#closed) node.onReconnect();
+      },
+    });
+    const nodes = `${this.#prefix}nodes`;
+    const names: PresenceNames = {
+      presence: (topic) => this.#key(topic, 'presence', deployment),
+      channel: (topic) => this.#channel(topic, deployment),
+      nodes,
+      incarnations: sameSlotKey(nodes, ':incarnations'),
+      nodeTopics: (id, incarnation) => (incarnation === '' ? `${this.#prefix}node:${id}:topics` : `${this.#prefix}node:${id}:${incarnation}:topics`),
+    };
+    const presence = new RedisPresence({
+      client,
+      names,
+      publishCommand: deployment.sharded ? 'SPUBLISH' : 'PUBLISH',
+      nodeId: node.id,
+      ttl: this.#liveness.ttl,
+      members: this.#liveness.members,
+    });
+    this.#started = { node, deployment, client, subscriber, presence };
+    try {
       await this.#liveness.refreshNow();
     } catch (error) {
-      this.#node = undefined;
       this.#closed = true;
-      await Promise.allSettled([client.destroy(), subscriber.destroy()]);
-      throw new RedisBrokerError(`redis broker: cannot reach Redis at ${this.#url} (is redis-server running?)`, { cause: error });
+      await Promise.allSettled([subscriber.close(), deployment.close()]);
+      throw new RedisBrokerError(`redis broker: ${deployment.description} does not answer`, { cause: error });
     }
     this.#updateState();
     this.#liveness.start();
   }
 
   async subscribe(topic: string): Promise<void> {
-    const subscriber = this.#started().subscriber;
-    const channel = this.#channel(topic);
+    const { subscriber, deployment } = this.#use();
+    const channel = this.#channel(topic, deployment);
     if (this.#channels.has(channel)) return;
     this.#channels.set(channel, topic);
     try {
-      await subscriber.subscribe(channel, this.#listener);
+      await subscriber.subscribe(channel);
     } catch (error) {
       this.#channels.delete(channel);
       throw new RedisBrokerError(`redis broker: could not subscribe to ${topic}`, { cause: error });
@@ -217,21 +255,23 @@ export class RedisBroker implements Broker {
   }
 
   async unsubscribe(topic: string): Promise<void> {
-    const channel = this.#channel(topic);
-    if (!this.#channels.delete(channel) || this.#subscriber === undefined || this.#closed) return;
-    await this.#subscriber.unsubscribe(channel, this.#listener);
+    const started = this.#started;
+    if (started === undefined || this.#closed) return;
+    const channel = this.#channel(topic, started.deployment);
+    if (!this.#channels.delete(channel)) return;
+    await started.subscriber.unsubscribe(channel);
   }
 
   async publish(topic: string, data: string, history: HistoryOptions, publisher?: string, idempotencyKey?: string): Promise<Publication> {
-    const { client } = this.#started();
+    const { client, deployment } = this.#use();
     // JSON-encode the publisher so a connection id can never break the line-based message format.
     const publisherField = publisher === undefined ? '' : JSON.stringify(publisher);
-    const keys = [this.#key(topic, 'meta'), this.#key(topic, 'stream')];
-    if (idempotencyKey !== undefined) keys.push(this.#idempotencyKey(topic, idempotencyKey));
+    const keys = [this.#key(topic, 'meta', deployment), this.#key(topic, 'stream', deployment)];
+    if (idempotencyKey !== undefined) keys.push(this.#key(topic, `idem:${idempotencyKey}`, deployment));
     const reply = asArray(
       'publish',
       await scripts.publish.run(client, keys, [
-        this.#channel(topic),
+        this.#channel(topic, deployment),
         data,
         publisherField,
         String(Math.max(0, Math.floor(history.size))),
@@ -239,6 +279,7 @@ export class RedisBroker implements Broker {
         String(this.#metaTtl),
         newEpoch(),
         String(this.#idempotencyWindow),
+        deployment.sharded ? 'SPUBLISH' : 'PUBLISH',
       ]),
     );
     // The key was used within the window: the script published nothing and gave the first publication.
@@ -254,10 +295,10 @@ export class RedisBroker implements Broker {
   }
 
   async history(topic: string, offset: number, epoch: string | undefined): Promise<HistorySlice> {
-    const { client } = this.#started();
+    const { client, deployment } = this.#use();
     const reply = asArray(
       'history',
-      await scripts.history.run(client, [this.#key(topic, 'meta'), this.#key(topic, 'stream')], [
+      await scripts.history.run(client, [this.#key(topic, 'meta', deployment), this.#key(topic, 'stream', deployment)], [
         String(Math.max(0, Math.floor(offset))),
         epoch ?? '',
         newEpoch(),
@@ -291,74 +332,48 @@ export class RedisBroker implements Broker {
   }
 
   async join(topic: string, member: PresenceMember): Promise<void> {
-    const { client } = this.#started();
-    this.#liveness.members.add(topic, member);
-    await this.#announceJoin(client, topic, member);
+    await this.#use().presence.join(topic, member);
   }
 
   async leave(topic: string, member: PresenceMember): Promise<void> {
-    const { client } = this.#started();
-    const left = this.#liveness.members.remove(topic, member.connId);
-    await scripts.leave.run(client, [this.#key(topic, 'presence')], [member.connId, this.#channel(topic)]);
-    if (left?.size === 0) {
-      this.#liveness.members.drop(topic);
-      await client.sendCommand(['SREM', this.#nodeTopicsKey(this.#node!.id), topic]);
-    }
+    await this.#use().presence.leave(topic, member);
   }
 
   async presence(topic: string): Promise<PresenceMember[]> {
-    const { client } = this.#started();
-    const reply = await scripts.presence.run(client, [this.#key(topic, 'presence'), this.#nodesKey()], [this.#channel(topic)]);
-    return asArray('presence', reply).map((json) => parseMember(asString('presence', json)));
+    return this.#use().presence.presence(topic);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#liveness.stop();
-    const client = this.#client;
-    const subscriber = this.#subscriber;
-    if (this.#node === undefined || client === undefined || subscriber === undefined) return;
+    const started = this.#started;
+    if (started === undefined) return;
     this.#channels.clear();
     // Announce this node's leaves before going; if Redis is unreachable, the other nodes remove
     // them once this node's liveness deadline passes.
     await this.#liveness.leave();
-    await Promise.allSettled([subscriber.close(), client.close()]);
-    this.#state.set('disconnected', this.#node);
-  }
-
-  #makeClient(name: string, probe: number): RedisClient {
-    let readyOnce = false;
-    // The first connection must succeed (start() rejects otherwise); later losses are retried
-    // with capped exponential backoff plus jitter.
-    const client = redisClient(this.#url, name, this.#connectTimeout, probe, (retries, cause) =>
-      !readyOnce || this.#closed ? cause : Math.min(50 * 2 ** retries, 2000) + Math.floor(Math.random() * 100),
-    );
-    client.on('ready', () => {
-      readyOnce = true;
-      this.#updateState();
-    });
-    client.on('end', () => this.#updateState());
-    client.on('reconnecting', () => this.#updateState());
-    // node-redis emits 'error' on every connection failure; without a listener it would throw.
-    client.on('error', () => this.#updateState());
-    return client;
+    await Promise.allSettled([started.subscriber.close(), started.deployment.close()]);
+    this.#state.set('disconnected', started.node);
   }
 
   #updateState(): void {
-    const up = this.#client?.isReady === true && this.#subscriber?.isReady === true;
-    this.#state.set(up && !this.#closed ? 'connected' : 'disconnected', this.#node);
+    const started = this.#started;
+    const up = started !== undefined && started.deployment.ready && started.subscriber.healthy;
+    this.#state.set(up && !this.#closed ? 'connected' : 'disconnected', started?.node);
   }
 
   #onMessage(message: string, channel: string): void {
     const topic = this.#channels.get(channel);
-    const node = this.#node;
+    const node = this.#started?.node;
     if (topic === undefined || node === undefined || this.#closed) return;
     try {
       if (message.startsWith('P\n')) {
         node.onPublication(parseRecord(topic, message, 2));
       } else if (message.startsWith('J\n') || message.startsWith('L\n')) {
-        const event: PresenceEvent = { topic, kind: message[0] === 'J' ? 'join' : 'leave', member: parseMember(message.slice(2)) };
+        const parsed = parseMember(message.slice(2));
+        if (parsed === undefined) return;
+        const event: PresenceEvent = { topic, kind: message[0] === 'J' ? 'join' : 'leave', member: parsed.member };
         node.onPresence(event);
       }
     } catch (error) {
@@ -367,62 +382,21 @@ export class RedisBroker implements Broker {
     }
   }
 
-  async #announceJoin(client: RedisClient, topic: string, member: PresenceMember): Promise<void> {
-    const json = JSON.stringify(member);
-    // One MULTI: the member, the node's topic index (for sweeping it if this node dies), the join.
-    await client
-      .multi()
-      .hSet(this.#key(topic, 'presence'), member.connId, json)
-      .sAdd(this.#nodeTopicsKey(member.node), topic)
-      .publish(this.#channel(topic), `J\n${json}`)
-      .exec();
+  #use(): Started {
+    assertStarted(this.name, this.#started !== undefined, this.#closed);
+    return this.#started!;
   }
 
-  /** Set this node's deadline to now + ttl (Redis clock); true if the node was absent from the set. */
-  async #refresh(): Promise<boolean> {
-    const added = asNumber('refresh', await scripts.refresh.run(this.#client!, [this.#nodesKey()], [this.#node!.id, String(this.#liveness.ttl)]));
-    return added === 1;
+  // Keys of one topic share its hash tag, so they live in one slot in a cluster (a script may
+  // only touch keys of one slot). In a cluster the tag is never empty (topicHashTag); elsewhere
+  // it stays `{topic}`, the names this broker always used.
+  #key(topic: string, kind: string, deployment: RedisDeployment): string {
+    return `${this.#prefix}${deployment.clustered ? topicHashTag(topic) : `{${topic}}`}:${kind}`;
   }
 
-  /** Take the nodes past their deadline out of the set (each to one sweeper) and remove their members. */
-  async #sweep(): Promise<void> {
-    const client = this.#client!;
-    const dead = asArray('sweep', await scripts.sweep.run(client, [this.#nodesKey()], []));
-    for (const id of dead.map((d) => asString('sweep', d))) {
-      // The presence script removes the dead node's members and announces their leaves.
-      const topics = asArray('smembers', await client.sendCommand(['SMEMBERS', this.#nodeTopicsKey(id)]));
-      for (const topic of topics.map((t) => asString('smembers', t))) {
-        await scripts.presence.run(client, [this.#key(topic, 'presence'), this.#nodesKey()], [this.#channel(topic)]);
-      }
-      await client.sendCommand(['DEL', this.#nodeTopicsKey(id)]);
-    }
-  }
-
-  #started(): { client: RedisClient; subscriber: RedisClient } {
-    assertStarted(this.name, this.#node !== undefined && this.#client !== undefined && this.#subscriber !== undefined, this.#closed);
-    return { client: this.#client!, subscriber: this.#subscriber! };
-  }
-
-  // Keys of one topic share the hash tag {topic}, so they live in one slot should Redis Cluster
-  // be used (a script may only touch keys of one slot).
-  #key(topic: string, kind: 'meta' | 'stream' | 'presence'): string {
-    return `${this.#prefix}{${topic}}:${kind}`;
-  }
-
-  /** The record of an idempotency key: the topic's hash tag first, so it lives in the topic's slot. */
-  #idempotencyKey(topic: string, key: string): string {
-    return `${this.#prefix}{${topic}}:idem:${key}`;
-  }
-
-  #channel(topic: string): string {
-    return `${this.#prefix}pub:${topic}`;
-  }
-
-  #nodesKey(): string {
-    return `${this.#prefix}nodes`;
-  }
-
-  #nodeTopicsKey(nodeId: string): string {
-    return `${this.#prefix}node:${nodeId}:topics`;
+  // A sharded channel must live in the topic's slot too (SPUBLISH from the topic's scripts);
+  // a classic channel keeps the name it always had.
+  #channel(topic: string, deployment: RedisDeployment): string {
+    return deployment.sharded ? `${this.#prefix}${topicHashTag(topic)}:pub` : `${this.#prefix}pub:${topic}`;
   }
 }
