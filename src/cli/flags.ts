@@ -88,6 +88,7 @@ export const SERVE_FLAGS = {
   'json-logs': { type: 'boolean', config: 'jsonLogs', description: 'JSON log lines (pino) on stderr instead of readable ones' },
   'log-level': { type: 'string', value: 'L', config: 'logLevel', description: 'debug, info (default), warn or error' },
   broker: { type: 'string', value: 'URL', config: 'broker', description: 'memory (default), redis://…, rediss://…, redis+cluster://h:p,h:p,\nredis+sentinel://h:p,…/master or nats://h:p[,h:p]' },
+  'broker-replicas': { type: 'string', value: 'N', config: 'brokerReplicas', description: 'NATS: JetStream replicas of the stream and buckets (3 on a 3-server cluster)' },
   anonymous: { type: 'boolean', config: 'auth.anonymous', description: 'admit connections without a token (unsafe for production)' },
   'auth-public-key': { type: 'string', value: 'FILE', config: 'auth.publicKey', description: 'PEM public key for RS256/ES256 JWTs (HS256: DUPLEX_AUTH_SECRET)' },
   'tls-cert': { type: 'string', value: 'FILE', config: 'tls.cert', description: 'PEM certificate: https:// and wss://, with --tls-key' },

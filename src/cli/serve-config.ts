@@ -75,6 +75,8 @@ export interface ServeConfig {
   hooks: Record<HookKind, HookSettings | undefined>;
   /** 'memory', or a redis://, rediss:// or nats:// URL. */
   broker: string;
+  /** JetStream replicas of a NATS broker's stream and buckets (1–5; 3 on a 3-server cluster; undefined: the broker's default, 1). */
+  brokerReplicas: number | undefined;
   /** What the broker's keys (Redis) or subjects, stream and buckets (NATS) start with: separates hubs sharing one server (undefined: the broker's default). */
   brokerPrefix: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -129,6 +131,7 @@ export function defaultConfig(): ServeConfig {
     hooks: { connect: undefined, subscribe: undefined, publish: undefined, rpc: undefined },
     broker: 'memory',
     brokerPrefix: undefined,
+    brokerReplicas: undefined,
     logLevel: 'info',
     jsonLogs: false,
     demoFeed: true,
@@ -185,6 +188,7 @@ const FIELDS: readonly Field[] = [
   }),
   { path: ['broker'], kind: 'string', env: 'DUPLEX_BROKER' },
   { path: ['brokerPrefix'], kind: 'string', env: 'DUPLEX_BROKER_PREFIX' },
+  { path: ['brokerReplicas'], kind: 'int', env: 'DUPLEX_BROKER_REPLICAS' },
   { path: ['logLevel'], kind: 'level', env: 'DUPLEX_LOG_LEVEL' },
   { path: ['jsonLogs'], kind: 'bool', env: 'DUPLEX_JSON_LOGS' },
   { path: ['demoFeed'], kind: 'bool', env: 'DUPLEX_DEMO_FEED' },
@@ -405,12 +409,20 @@ function validate(config: ServeConfig, set: ReadonlySet<string>): void {
     );
   }
   if (config.broker !== 'memory') {
-    try {
-      new URL(config.broker);
-    } catch {
-      throw new ConfigError(`broker ${JSON.stringify(config.broker)} is not a valid URL`);
+    // Clusters are lists (nats://a:4222,b:4222, redis+cluster://a:7000,b:7001): each server is checked, under the list's scheme.
+    const scheme = config.broker.slice(0, config.broker.indexOf('://') + 3);
+    for (const part of config.broker.slice(scheme.length).split(',')) {
+      try {
+        new URL(scheme + part.replace(/^[a-z+]+:\/\//, ''));
+      } catch {
+        throw new ConfigError(`broker ${JSON.stringify(config.broker)}: ${JSON.stringify(part)} is not a server address (host:port)`);
+      }
     }
   }
+  if (config.brokerReplicas !== undefined && !config.broker.startsWith('nats://')) {
+    throw new ConfigError('brokerReplicas is for a NATS broker (JetStream replicas); Redis replication is set up in Redis');
+  }
+  if (config.brokerReplicas !== undefined && config.brokerReplicas > 5) throw new ConfigError(`brokerReplicas must be from 1 to 5, got ${config.brokerReplicas}`);
   if (config.brokerPrefix !== undefined && !/^[A-Za-z0-9_-]+$/.test(config.brokerPrefix)) {
     throw new ConfigError(`brokerPrefix must be letters, digits, "_" and "-" only (a NATS subject token), got ${JSON.stringify(config.brokerPrefix)}`);
   }

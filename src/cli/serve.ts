@@ -114,13 +114,14 @@ class ObservedBroker implements Broker {
 }
 
 /** The broker `config.broker` names; in a worker, `memory` is the primary's state, over IPC. */
-async function createBroker(url: string, prefix: string | undefined, worker: WorkerContext | undefined): Promise<Broker> {
+async function createBroker(url: string, prefix: string | undefined, replicas: number | undefined, worker: WorkerContext | undefined): Promise<Broker> {
   if (url === 'memory') return worker === undefined ? new MemoryBroker() : new IpcBroker();
   // Imported on demand: `redis` and `nats` are optional peer dependencies.
   try {
     if (url.startsWith('nats://')) {
       const { NatsBroker } = await import('../hub/brokers/nats.js');
-      return new NatsBroker({ servers: url, ...(prefix !== undefined ? { prefix } : {}) });
+      // The whole list (`nats://a:4222,b:4222`): the broker splits it.
+      return new NatsBroker({ servers: url, ...(prefix !== undefined ? { prefix } : {}), ...(replicas !== undefined ? { replicas } : {}) });
     }
     const { RedisBroker } = await import('../hub/brokers/redis.js');
     // Redis keys read `<prefix>:{topic}:…`, as the broker's default `duplex:`.
@@ -217,7 +218,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
  */
 export async function startServe(config: ServeConfig, logger: Logger, worker?: WorkerContext): Promise<ServeHandle> {
   const started = Date.now();
-  const broker = new ObservedBroker(await createBroker(config.broker, config.brokerPrefix, worker));
+  const broker = new ObservedBroker(await createBroker(config.broker, config.brokerPrefix, config.brokerReplicas, worker));
   const ephemeral = config.history.ephemeralPrefixes;
   const history: HistoryOptions = { size: config.history.size, ttl: config.history.ttl };
   const none: HistoryOptions = { size: 0, ttl: 0 };

@@ -296,6 +296,7 @@ const ERRORS: Array<{ name: string; args?: string[]; env?: Record<string, string
   { name: 'anonymous with a connect hook', args: ['--anonymous', '--hook-connect', 'http://backend/connect'], message: /auth\.anonymous and hooks\.connect/ },
   { name: 'a short API key', env: { DUPLEX_API_KEYS: 'short' }, message: /api\.keys: each key must be at least 16 characters/ },
   { name: 'a broker prefix that is not a subject token', env: { DUPLEX_BROKER_PREFIX: 'a.b' }, message: /brokerPrefix must be letters, digits/ },
+  { name: 'replicas for a Redis broker', env: { DUPLEX_BROKER: 'redis://127.0.0.1:6379', DUPLEX_BROKER_REPLICAS: '3' }, message: /brokerReplicas is for a NATS broker/ },
 ];
 
 test('the server API and hook keys: from the file, the environment and flags, nested', () => {
@@ -307,6 +308,9 @@ test('the server API and hook keys: from the file, the environment and flags, ne
   assert.deepEqual(config.hooks.rpc, { url: 'https://backend/rpc', timeout: undefined, headers: undefined, retries: undefined });
   assert.equal(config.hooks.publish, undefined);
   assert.equal(config.auth.anonymous, false, 'a connect hook decides who connects: not the anonymous demo mode');
+  const nats = loadConfig({ 'broker-replicas': '3' }, { DUPLEX_BROKER: 'nats://127.0.0.1:4222,127.0.0.1:4223,127.0.0.1:4224' });
+  assert.deepEqual([nats.broker, nats.brokerReplicas], ['nats://127.0.0.1:4222,127.0.0.1:4223,127.0.0.1:4224', 3], 'a NATS cluster: a list of servers');
+  assert.equal(loadConfig({}, { DUPLEX_BROKER: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001' }).broker, 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001');
   const plain = loadConfig({}, {});
   assert.deepEqual(plain.api.keys, [], 'no key: the API is off');
   assert.equal(plain.auth.anonymous, true);

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { MsgHdrs, StoredMsg } from 'nats';
 import { requirePeer } from '../../node/peer.js';
 import type { PresenceMember, Publication } from '../broker.js';
+import { BrokerError } from './shared.js';
 
 // nats.js is an optional peer dependency, loaded by `duplex-ws/hub/nats` only (see nats.ts).
 const { headers: natsHeaders, NatsError } = requirePeer<typeof import('nats')>('nats', 'duplex-ws/hub/nats');
@@ -23,13 +24,27 @@ export const H = {
   prev: 'Duplex-Prev',
   kind: 'Duplex-Kind',
   topic: 'Duplex-Topic',
+  // The idempotency id of a keyed publish on a replicated stream (nats-idempotency.ts).
+  key: 'Duplex-Key',
   // Added by JetStream's RePublish: the message's stream sequence.
   sequence: 'Nats-Sequence',
 } as const;
 
+/** A NATS/JetStream operation failed, or the server lacks what the broker needs. */
+export class NatsBrokerError extends BrokerError {
+  /** Always `'NatsBrokerError'` (an own property, so it survives minification and crosses realms). */
+  override readonly name = 'NatsBrokerError';
+}
+
 /** JetStream API error codes the broker handles. */
 const WRONG_LAST_SEQUENCE = 10071;
 const NO_MESSAGE_FOUND = 10037;
+/** A delete by sequence of a message that is not there ("no message found"). */
+const MESSAGE_DELETE_FAILED = 10057;
+/** "replicas > 1 not supported in non-clustered mode". */
+export const REPLICAS_NOT_CLUSTERED = 10074;
+/** "no suitable peers for placement": fewer JetStream servers than replicas. */
+export const NO_SUITABLE_PEERS = 10005;
 
 export const encoder = new TextEncoder();
 export const decoder = new TextDecoder();
@@ -45,6 +60,20 @@ export function apiCode(error: unknown): number | undefined {
 
 export function isNotFound(error: unknown): boolean {
   return apiCode(error) === NO_MESSAGE_FOUND || (error instanceof NatsError && error.code === '404');
+}
+
+/**
+ * A request nobody answered at once (NATS status 503, "no responders"): for a JetStream publish,
+ * no stream leader holds the subject's interest (one is being elected after a server of the
+ * cluster died), so nothing was stored and the publish may be sent again.
+ */
+export function isNoResponders(error: unknown): boolean {
+  return error instanceof NatsError && error.code === '503';
+}
+
+/** A message deleted by its sequence was not there (deleted by another, or replaced by a newer revision). */
+export function isAlreadyDeleted(error: unknown): boolean {
+  return apiCode(error) === MESSAGE_DELETE_FAILED || isNotFound(error);
 }
 
 export function isCasConflict(error: unknown): boolean {
@@ -83,6 +112,16 @@ export interface PresenceRecord {
  */
 export function idempotencyId(topic: string, key: string): string {
   return `${token(topic)}.${createHash('sha256').update(key, 'utf8').digest('base64url')}`;
+}
+
+/**
+ * The message id that claims a topic's next slot on a replicated stream: "the successor of
+ * stream sequence `prevSeq` on this topic" (0: the topic's first message). JetStream lets one
+ * message per id through, in flight included, so one publication takes each slot.
+ */
+export function slotId(topic: string, prevSeq: number): string {
+  // A colon: never in an idempotency id (token, dot, base64url), so the two cannot collide.
+  return `${token(topic)}:${prevSeq}`;
 }
 
 /** What an idempotency record holds besides the data (the first line of the record, as JSON). */
@@ -129,8 +168,20 @@ export function parseStored(topic: string, msg: StoredMsg): Publication {
   return publicationOf(topic, msg.header, decoder.decode(msg.data));
 }
 
-/** The headers a publication is stored with: its position, retention, and the previous sequence it was written after. */
-export function publicationHeaders(topic: string, offset: number, last: Last, time: number, size: number, ttl: number, publisher: string | undefined): MsgHdrs {
+/**
+ * The headers a publication is stored with: its position, retention, the previous sequence it
+ * was written after, and the idempotency id `key` of a keyed publish on a replicated stream.
+ */
+export function publicationHeaders(
+  topic: string,
+  offset: number,
+  last: Last,
+  time: number,
+  size: number,
+  ttl: number,
+  publisher: string | undefined,
+  key?: string,
+): MsgHdrs {
   const h = natsHeaders();
   h.set(H.offset, String(offset));
   h.set(H.epoch, last.epoch);
@@ -140,6 +191,7 @@ export function publicationHeaders(topic: string, offset: number, last: Last, ti
   h.set(H.prev, String(last.seq));
   h.set(H.topic, encodeURIComponent(topic));
   if (publisher !== undefined) h.set(H.publisher, encodeURIComponent(publisher));
+  if (key !== undefined) h.set(H.key, key);
   return h;
 }
 

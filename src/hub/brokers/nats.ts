@@ -8,7 +8,10 @@
  *   the write if another node stored one in between ("wrong last sequence"), and the publisher
  *   retries from the new last message: an optimistic lock per subject, so offsets are +1 per
  *   topic across nodes and the stream's storage order is the offset order. Publications of one
- *   node to one topic are also queued locally, so contention exists only between nodes.
+ *   node to one topic are also queued locally, so contention exists only between nodes. On a
+ *   replicated stream the lock does not hold against publishes in flight (see `#append`), so
+ *   each message there also carries the id of its slot (`Nats-Msg-Id` = "successor of sequence
+ *   n"), which JetStream's dedupe lets through once.
  * - **Fan-out**: the stream's RePublish rule (server 2.9) republishes every stored message onto
  *   core NATS `<prefix>.pub.<topic>` in storage order, so every node receives a topic's
  *   publications in offset order, and only after they are stored. Nodes subscribe to the core
@@ -20,10 +23,11 @@
  *   subject is always kept, because it holds the topic's last offset and epoch.
  * - **Epoch**: the epoch of a topic's messages; when a topic has none (never published, or all
  *   aged out), a JetStream KV bucket holds the epoch to use next, created if absent
- *   (`kv.create`) and rotated with compare-and-set (`kv.update(key, value, revision)`).
+ *   (`kv.create`, one creator wins) and replaced by deleting its revision and creating anew.
  * - **Idempotency keys**: JetStream's own dedupe makes the publish atomic: the message carries
  *   `Nats-Msg-Id` = topic token + key hash, and the stream's `duplicate_window` is the
- *   `idempotencyWindow` (at most the stream's max age, `metaTtl`). nats-server checks the id
+ *   `idempotencyWindow` (at most the stream's max age, `metaTtl`; 20 s on a replicated stream,
+ *   whose ids are the slots'). nats-server checks the id
  *   before the `expect.lastSubjectSequence` lock, so a duplicate is acknowledged as `duplicate`
  *   with the first message's `seq` even when its lock is stale, and concurrent publishes with
  *   one key from any node store one message. That message answers the duplicate, read by its
@@ -31,35 +35,40 @@
  *   publication to a KV bucket (`<prefix>-idem`, entries live for the window), which answers
  *   then, and which every keyed publish reads first: it also holds what the dedupe table loses
  *   when nats-server restarts (the table is rebuilt from stored messages only, and a purged
- *   one is not there).
+ *   one is not there). On a replicated stream the message id is the slot's, so the key is
+ *   claimed in that bucket first (`IdempotencyRecords.publishOnce`).
  * - **Presence**: a KV bucket (`<node>.<topic>.<conn>` → member) and a KV bucket of node
  *   heartbeats, written every `presenceRefresh` ms (default 3 s). A node whose heartbeat is older
  *   than `presenceTtl` (default 10 s, judged by the server's timestamp of the KV entry against
  *   this machine's clock) is dead: `presence()` leaves its members out, and every node sweeps
- *   dead nodes on its timer, deleting their members with compare-and-delete (so each leave is
- *   announced once). Leaves of a crashed node are announced within `presenceTtl + presenceRefresh`.
- * - **Connection loss**: the client reconnects forever; after it has reconnected and the server
- *   has its subscriptions back (a flush), the broker calls `onReconnect` so the hub catches up.
+ *   dead nodes on its timer, deleting their members by revision (so each leave is announced
+ *   once; `nats-presence.ts`). Leaves of a crashed node are announced within `presenceTtl + presenceRefresh`.
+ *   Liveness is judged only once this node's own heartbeats have been written for a whole
+ *   `presenceTtl`: while the bucket cannot be written (no server, or no leader) every heartbeat
+ *   ages alike, and right after, live nodes would look dead.
+ * - **Connection loss**: the client reconnects forever (to any server listed or learnt from the
+ *   cluster); once it has reconnected, the server has its subscriptions back (a flush) and the
+ *   history stream has a leader again, the broker calls `onReconnect` so the hub catches up.
+ * - **Clusters** (`nats-streams.ts`): the stream and the buckets have `replicas` copies
+ *   (JetStream's RAFT: a publish is acknowledged once a majority stored it). When a server
+ *   dies, the streams it led have no leader until another is elected (seconds): a publish that
+ *   finds none is sent again for up to `timeout` ms (nothing received it, so nothing was stored).
  * @module duplex-ws/hub/nats
  */
 
 import type {
   JetStreamClient,
   JetStreamManager,
-  KV,
-  KvEntry,
   NatsConnection,
   Msg,
   MsgHdrs,
   PubAck,
   Subscription,
-  StoredMsg,
-  StreamConfig,
 } from 'nats';
 import { requirePeer } from '../../node/peer.js';
 
 // nats.js is an optional peer dependency: loaded here, by `duplex-ws/hub/nats` only.
-const { connect, NatsError } = requirePeer<typeof import('nats')>('nats', 'duplex-ws/hub/nats');
+const { connect } = requirePeer<typeof import('nats')>('nats', 'duplex-ws/hub/nats');
 
 import type { Broker, BrokerNode, BrokerState, HistoryOptions, HistorySlice, PresenceMember, Publication } from '../broker.js';
 import {
@@ -67,40 +76,56 @@ import {
   decoder,
   encoder,
   idempotencyId,
+  NatsBrokerError,
   isCasConflict,
-  isNotFound,
+  isNoResponders,
   lastOf,
+  slotId,
   nanos,
   parseStored,
-  presenceHeaders,
   publicationHeaders,
   publicationOf,
   sleep,
   token,
-  type EpochRecord,
   type Last,
   type PresenceRecord,
 } from './nats-format.js';
+import { HistoryStream } from './nats-history.js';
 import { IdempotencyRecords } from './nats-idempotency.js';
+import { NatsPresence } from './nats-presence.js';
+import { ensureStream, openBucket, replicasOf } from './nats-streams.js';
 import {
   BROKER_DEFAULTS,
-  BrokerError,
   ConnectionState,
   PresenceLiveness,
   assertStartable,
   assertStarted,
-  historySlice,
   idempotencyWindowOf,
-  newEpoch,
   throwLater,
   type IdempotencyOptions,
   type LivenessOptions,
 } from './shared.js';
 
+export { NatsBrokerError };
+
 /** Options of {@link NatsBroker}. */
 export interface NatsBrokerOptions extends LivenessOptions, IdempotencyOptions {
-  /** NATS server(s). Default `127.0.0.1:4222`. */
+  /**
+   * NATS server(s): `host:port` or `nats://host:port`, an array of them, or one string of them
+   * separated by commas (`nats://a:4222,nats://b:4222`). For a cluster, list several: the client
+   * connects to one (in random order) and, when it dies, reconnects to another (it also learns
+   * the cluster's other servers from the one it is connected to). Default `127.0.0.1:4222`.
+   */
   readonly servers?: string | string[];
+  /**
+   * How many servers keep a copy of the history stream and of every KV bucket (JetStream's
+   * `num_replicas`, 1 to 5). 1 (the default) for a single server; 3 on a cluster of 3 or more
+   * JetStream servers, so that losing one loses nothing acknowledged. A stream or bucket that
+   * exists with another count is brought to this one at `start()` (the node that starts last
+   * decides, so give every node the same); `start()` rejects with a `NatsBrokerError` when the
+   * servers cannot hold that many copies.
+   */
+  readonly replicas?: number;
   /** First token of every subject, and prefix of the stream and bucket names. Default `duplex`. */
   readonly prefix?: string;
   /** How long a topic's last offset and epoch outlive its last publication (ms): the stream's max age. Default 30 days. */
@@ -109,16 +134,30 @@ export interface NatsBrokerOptions extends LivenessOptions, IdempotencyOptions {
   readonly timeout?: number;
 }
 
-/** A NATS/JetStream operation failed, or the server lacks what the broker needs. */
-export class NatsBrokerError extends BrokerError {
-  /** Always `'NatsBrokerError'` (an own property, so it survives minification and crosses realms). */
-  override readonly name = 'NatsBrokerError';
+/** ms between two sends of a publish that found no stream leader (one is being elected). */
+const LEADERLESS_RETRY = 100;
+/**
+ * ms the replicated history stream remembers a slot id (its duplicate window). Two publishes
+ * racing for a slot are stored, or dropped as duplicates, within moments of each other (at most
+ * seconds around a leader change); a later one fails the per-subject lock against what is
+ * stored. nats-server keeps every id of the window in memory, and there is one per publication.
+ */
+const SLOT_DEDUPE_WINDOW = 20_000;
+/** ms a reconnected broker waits for each answer while it asks whether the history stream has a leader. */
+const LEADER_PROBE_TIMEOUT = 500;
+
+/** The `servers` option as a list: a string may hold several, separated by commas. */
+function serverList(servers: string | readonly string[]): string[] {
+  const list = (typeof servers === 'string' ? [servers] : [...servers]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  if (list.length === 0) throw new RangeError('nats broker: servers must name at least one server');
+  return list;
 }
 
 /** The NATS {@link Broker}: one instance per hub node. */
 export class NatsBroker implements Broker {
   readonly name = 'nats';
-  readonly #servers: string | string[];
+  readonly #servers: string[];
+  readonly #replicas: number;
   readonly #prefix: string;
   readonly #metaTtl: number;
   readonly #timeout: number;
@@ -131,13 +170,21 @@ export class NatsBroker implements Broker {
   #nc: NatsConnection | undefined;
   #js: JetStreamClient | undefined;
   #jsm: JetStreamManager | undefined;
-  #epochs: KV | undefined;
+  /** Reads of the history stream and the epochs bucket. */
+  #hist: HistoryStream | undefined;
   /** Publications made with an idempotency key, each for the window. */
   #idempotent: IdempotencyRecords | undefined;
-  #presenceKv: KV | undefined;
-  #nodes: KV | undefined;
+  /** The presence members and node heartbeats buckets. */
+  #presence: NatsPresence | undefined;
   #closed = false;
+  /** Counts disconnects and reconnects: a resume started for an older one gives up. */
+  #link = 0;
   readonly #subs = new Map<string, Subscription>();
+  /**
+   * Members whose join could not be stored (the bucket had no leader, or the connection was
+   * down): the hub keeps their subscriptions, so each liveness tick tries again until it is.
+   */
+  readonly #unjoined = new Map<string, { readonly topic: string; readonly member: PresenceMember }>();
   /** Last stored message per topic, from our acks and deliveries: saves a lookup per publish. */
   readonly #last = new Map<string, Last>();
   /** Per-topic publish queue: one in flight per topic per node. */
@@ -146,23 +193,28 @@ export class NatsBroker implements Broker {
   /**
    * Configures the broker; nothing connects until the hub calls `start()`, which also creates the
    * stream and KV buckets if they are missing.
-   * @throws RangeError when `presenceRefresh` is not shorter than `presenceTtl`, or
-   * `idempotencyWindow` is not a positive number.
+   * @throws RangeError when `presenceRefresh` is not shorter than `presenceTtl`,
+   * `idempotencyWindow` is not a positive number, or `replicas` is not a whole number from 1 to 5.
    */
   constructor(options: NatsBrokerOptions = {}) {
-    this.#servers = options.servers ?? '127.0.0.1:4222';
+    this.#servers = serverList(options.servers ?? '127.0.0.1:4222');
+    this.#replicas = replicasOf(options.replicas);
     this.#prefix = options.prefix ?? 'duplex';
     this.#metaTtl = options.metaTtl ?? BROKER_DEFAULTS.metaTtl;
     this.#timeout = options.timeout ?? 5_000;
     this.#idempotencyWindow = idempotencyWindowOf(this.name, options);
     this.#stream = `${this.#prefix.replace(/[^\w-]/g, '_').toUpperCase()}_HIST`;
     this.#liveness = new PresenceLiveness(this.name, options, {
-      reachable: () => this.#nc !== undefined && !this.#nc.isClosed() && this.#nodes !== undefined && this.#presenceKv !== undefined && this.#node !== undefined,
-      refresh: () => this.#heartbeat(),
-      rejoin: (topic, member) => this.#announceJoin(this.#nc!, this.#presenceKv!, topic, member),
-      sweep: () => this.#sweep(),
-      leave: (topic, member) => this.#remove(this.#presenceKv!, this.#presenceKey(this.#node!.id, topic, member.connId)),
-      forget: () => this.#nodes!.delete(token(this.#node!.id)),
+      reachable: () => this.#nc !== undefined && !this.#nc.isClosed() && this.#presence !== undefined && this.#node !== undefined,
+      refresh: async () => {
+        const absent = await this.#presence!.heartbeat(this.#node!.id);
+        await this.#retryJoins();
+        return absent;
+      },
+      rejoin: (topic, member) => this.#presence!.join(topic, member),
+      sweep: () => this.#presence!.sweep(),
+      leave: (topic, member) => this.#presence!.leave(topic, member),
+      forget: () => this.#presence!.forget(this.#node!.id),
     });
   }
 
@@ -181,24 +233,38 @@ export class NatsBroker implements Broker {
       });
     } catch (error) {
       this.#closed = true;
-      throw new NatsBrokerError(`nats broker: cannot reach NATS at ${String(this.#servers)} (is nats-server running?)`, { cause: error });
+      throw new NatsBrokerError(`nats broker: cannot reach NATS at ${this.#servers.join(', ')} (is nats-server running?)`, { cause: error });
     }
     this.#nc = nc;
     try {
       const jsm = await nc.jetstreamManager({ timeout: this.#timeout });
-      await this.#ensureStream(jsm);
+      await ensureStream(jsm, this.#streamConfig(), this.#replicas, this.#timeout);
       const js = nc.jetstream({ timeout: this.#timeout });
       const kvName = (what: string): string => `${this.#prefix.replace(/[^\w-]/g, '_')}-${what}`;
-      this.#epochs = await js.views.kv(kvName('epochs'), { history: 1, ttl: this.#metaTtl, timeout: this.#timeout });
-      this.#presenceKv = await js.views.kv(kvName('presence'), { history: 1, timeout: this.#timeout });
-      this.#nodes = await js.views.kv(kvName('nodes'), { history: 1, timeout: this.#timeout });
-      this.#idempotent = await IdempotencyRecords.open(js, jsm, kvName('idem'), this.#idempotencyWindow, this.#timeout);
+      const bucket = { replicas: this.#replicas, timeout: this.#timeout };
+      this.#hist = new HistoryStream({
+        jsm,
+        stream: this.#stream,
+        subject: (topic) => this.#histSubject(topic),
+        epochs: { kv: await openBucket(js, jsm, kvName('epochs'), { ...bucket, ttl: this.#metaTtl }), bucket: kvName('epochs') },
+      });
+      this.#presence = new NatsPresence({
+        nc,
+        jsm,
+        members: { kv: await openBucket(js, jsm, kvName('presence'), bucket), bucket: kvName('presence') },
+        nodes: { kv: await openBucket(js, jsm, kvName('nodes'), bucket), bucket: kvName('nodes') },
+        ttl: this.#liveness.ttl,
+        subject: (topic) => this.#pubSubject(topic),
+      });
+      this.#idempotent = await IdempotencyRecords.open(js, jsm, kvName('idem'), this.#idempotencyWindow, this.#replicas, this.#timeout);
       this.#jsm = jsm;
       this.#js = js;
-      await this.#nodes.put(token(node.id), encoder.encode(JSON.stringify({ id: node.id })));
+      await this.#presence.heartbeat(node.id);
     } catch (error) {
       this.#closed = true;
       await nc.close().catch(() => undefined);
+      // Ours name what to change (replicas the servers cannot hold); the client's mean no JetStream.
+      if (error instanceof NatsBrokerError) throw error;
       throw new NatsBrokerError('nats broker: JetStream is not usable (start nats-server with -js)', { cause: error });
     }
     void this.#watchStatus(nc, node);
@@ -244,61 +310,32 @@ export class NatsBroker implements Broker {
   }
 
   async history(topic: string, offset: number, epoch: string | undefined): Promise<HistorySlice> {
-    this.#started();
-    const last = await this.#lastMessage(topic);
-    if (last === undefined) return historySlice(await this.#epochForEmpty(topic, false), 0, [], offset, epoch);
-    const newest = parseStored(topic, last);
-    const size = Number(last.header.get(H.size));
-    const ttl = Number(last.header.get(H.ttl));
-    const sameEpoch = epoch === undefined || epoch === newest.epoch;
-    const now = Date.now();
-    const retained: Publication[] = [];
-    // Walk back from the newest message through each message's predecessor (its Duplex-Prev
-    // header), stopping at the requested offset or where size/ttl retention ends.
-    let msg: StoredMsg | undefined = last;
-    let pub = newest;
-    while (msg !== undefined) {
-      if ((sameEpoch && pub.offset <= offset) || newest.offset - pub.offset >= size || !(now - pub.time < ttl)) break;
-      retained.push(pub);
-      const prev: number = Number(msg.header.get(H.prev));
-      msg = prev > 0 ? await this.#messageAt(prev) : undefined;
-      if (msg !== undefined) pub = parseStored(topic, msg);
-    }
-    retained.reverse();
-    return historySlice(newest.epoch, newest.offset, retained, offset, epoch);
+    return this.#started().hist.slice(topic, offset, epoch);
   }
 
   async join(topic: string, member: PresenceMember): Promise<void> {
-    const { nc, presence } = this.#started();
+    const { presence } = this.#started();
     this.#liveness.members.add(topic, member);
-    await this.#announceJoin(nc, presence, topic, member);
+    const key = `${topic}\n${member.connId}`;
+    try {
+      await presence.join(topic, member);
+      this.#unjoined.delete(key);
+    } catch (error) {
+      // The hub logs it and keeps the subscription: the liveness loop stores the member later.
+      this.#unjoined.set(key, { topic, member });
+      throw error;
+    }
   }
 
   async leave(topic: string, member: PresenceMember): Promise<void> {
     const { presence } = this.#started();
     if (this.#liveness.members.remove(topic, member.connId)?.size === 0) this.#liveness.members.drop(topic);
-    await this.#remove(presence, this.#presenceKey(member.node, topic, member.connId));
+    this.#unjoined.delete(`${topic}\n${member.connId}`);
+    await presence.leave(topic, member);
   }
 
   async presence(topic: string): Promise<PresenceMember[]> {
-    const { presence } = this.#started();
-    const keys = await this.#keys(presence, `*.${token(topic)}.*`);
-    const alive = new Map<string, boolean>();
-    const members: PresenceMember[] = [];
-    for (const key of keys) {
-      const entry = await presence.get(key);
-      if (entry === null || entry.operation !== 'PUT') continue;
-      const record = JSON.parse(entry.string()) as PresenceRecord;
-      const node = record.member.node;
-      let isAlive = alive.get(node);
-      if (isAlive === undefined) {
-        isAlive = await this.#isAlive(node);
-        alive.set(node, isAlive);
-      }
-      if (isAlive) members.push(record.member);
-      else await this.#remove(presence, key, entry);
-    }
-    return members;
+    return this.#started().presence.members(topic);
   }
 
   async close(): Promise<void> {
@@ -317,34 +354,68 @@ export class NatsBroker implements Broker {
   }
 
   async #publish(topic: string, data: string, history: HistoryOptions, publisher: string | undefined, idempotencyKey: string | undefined): Promise<Publication> {
-    const { js, jsm } = this.#started();
+    if (idempotencyKey === undefined) return this.#append(topic, data, history, publisher, {});
+    const id = idempotencyId(topic, idempotencyKey);
+    const first = await this.#idempotentPublication(topic, id);
+    if (first !== undefined) return first;
+    // One server: the message id is the key's, and JetStream's dedupe makes the publish atomic.
+    if (this.#replicas === 1) return this.#append(topic, data, history, publisher, { msgId: id });
+    // Replicated: the message id must claim the topic's slot (see #append), so the key is
+    // claimed first, in its own bucket, and the publication then carries it in a header.
+    try {
+      return await this.#idempotent!.publishOnce(topic, id, this.#timeout, {
+        publish: (deadline) => this.#append(topic, data, history, publisher, { key: id, deadline }),
+        find: (since) => this.#hist!.findKeyed(topic, id, since),
+      });
+    } catch (error) {
+      if (error instanceof NatsBrokerError) throw error;
+      throw new NatsBrokerError(`nats broker: could not publish to ${topic} with an idempotency key`, { cause: error });
+    }
+  }
+
+  /**
+   * Store a publication as the topic's next one and return it. `msgId`: the message id of a
+   * keyed publish on one server (a duplicate is answered with the first publication); `key`: the
+   * idempotency id a replicated keyed publish carries in a header; `deadline`: no send after it.
+   */
+  async #append(
+    topic: string,
+    data: string,
+    history: HistoryOptions,
+    publisher: string | undefined,
+    options: { readonly msgId?: string; readonly key?: string; readonly deadline?: number },
+  ): Promise<Publication> {
+    const { js, jsm, hist } = this.#started();
     const subject = this.#histSubject(topic);
     const size = Math.max(0, Math.floor(history.size));
     const ttl = Math.max(0, Math.floor(history.ttl));
-    const id = idempotencyKey === undefined ? undefined : idempotencyId(topic, idempotencyKey);
-    if (id !== undefined) {
-      const first = await this.#idempotentPublication(topic, id);
-      if (first !== undefined) return first;
-    }
     for (let attempt = 0; ; attempt++) {
       let last = this.#last.get(topic);
       if (last === undefined) {
-        const stored = await this.#lastMessage(topic);
-        last = stored === undefined ? { seq: 0, offset: 0, epoch: await this.#epochForEmpty(topic, true) } : lastOf(stored);
+        const stored = await hist.last(topic);
+        last = stored === undefined ? { seq: 0, offset: 0, epoch: await hist.epochForEmpty(topic, true) } : lastOf(stored);
       }
       const offset = last.offset + 1;
       const time = Date.now();
-      const h = publicationHeaders(topic, offset, last, time, size, ttl, publisher);
-      const ack = await this.#store(js, topic, subject, data, h, last.seq, id);
-      if (ack === undefined) {
+      const h = publicationHeaders(topic, offset, last, time, size, ttl, publisher, options.key);
+      // On a replicated stream the lock alone does not serialise publishes: the stream leader
+      // checks it before the RAFT proposal, against what is stored and not what is in flight, so
+      // two nodes' concurrent publishes after one message can both be stored with one offset
+      // (nats-server#4320, fixed in 2.9.21; leader changes still reset that check). Its message
+      // id dedupe is checked against what is in flight: an id per slot, "the successor of
+      // sequence n", lets one publication through per slot.
+      const msgId = options.msgId ?? (this.#replicas > 1 ? slotId(topic, last.seq) : undefined);
+      const ack = await this.#store(js, topic, subject, data, h, last.seq, msgId, options.deadline);
+      const slotTaken = ack !== undefined && ack.duplicate && options.msgId === undefined;
+      if (ack === undefined || slotTaken) {
         // Another node stored one first: read the topic's last message again and retry.
         this.#last.delete(topic);
         if (attempt >= 200) throw new NatsBrokerError(`nats broker: too much contention publishing to ${topic}`);
         if (attempt >= 3) await sleep(Math.random() * Math.min(20, attempt));
         continue;
       }
-      // The id was seen within the window: nothing was stored, the first publication answers.
-      if (ack.duplicate && id !== undefined) return await this.#duplicateOf(topic, subject, id, ack.seq);
+      // The key's id was seen within the window: nothing was stored, the first publication answers.
+      if (ack.duplicate && options.msgId !== undefined) return await this.#duplicateOf(topic, subject, options.msgId, ack.seq);
       this.#remember(topic, { seq: ack.seq, offset, epoch: last.epoch });
       const keep = Math.max(1, size);
       if (offset % Math.max(1, Math.ceil(size / 2)) === 0 && offset > keep) {
@@ -352,32 +423,53 @@ export class NatsBroker implements Broker {
         void jsm.streams.purge(this.#stream, { filter: subject, keep }).catch(() => undefined);
       }
       const publication: Publication = { topic, offset, epoch: last.epoch, data, time, publisher };
-      if (id !== undefined) {
+      if (options.msgId !== undefined) {
         // It is published either way, so a record that could not be written does not fail the
         // publish. It costs what only the record gives: the answer to a retry that comes after
         // the message was purged (that retry rejects; JetStream still refuses to store it), and
         // the dedupe of a retry after nats-server restarted.
-        await this.#idempotent!.put(id, publication).catch(() => undefined);
+        await this.#idempotent!.put(options.msgId, publication).catch(() => undefined);
       }
       return publication;
+    }
+  }
+
+  /** Store the members whose join failed (see `#unjoined`); the first failure ends the attempt until the next tick. */
+  async #retryJoins(): Promise<void> {
+    for (const [key, { topic, member }] of this.#unjoined) {
+      await this.#presence!.join(topic, member);
+      this.#unjoined.delete(key);
     }
   }
 
   /**
    * Store a publication if the topic's last message is still `lastSeq` (optimistic lock); with a
    * message id, JetStream drops a duplicate within its window before checking the lock (its ack
-   * says `duplicate`, with the first message's sequence). Undefined when the lock failed.
+   * says `duplicate`, with the first message's sequence). Undefined when the lock failed. No
+   * send after `until` (ms), the deadline of a claimed keyed publish.
+   * While the stream has no leader (a cluster electing one after a server died), the publish is
+   * sent again for up to the request timeout: nobody received it, so nothing was stored.
    */
-  async #store(js: JetStreamClient, topic: string, subject: string, data: string, h: MsgHdrs, lastSeq: number, id: string | undefined): Promise<PubAck | undefined> {
-    try {
-      return await js.publish(subject, encoder.encode(data), {
-        headers: h,
-        expect: { lastSubjectSequence: lastSeq },
-        ...(id === undefined ? {} : { msgID: id }),
-      });
-    } catch (error) {
-      if (isCasConflict(error)) return undefined;
-      throw new NatsBrokerError(`nats broker: could not publish to ${topic}`, { cause: error });
+  async #store(js: JetStreamClient, topic: string, subject: string, data: string, h: MsgHdrs, lastSeq: number, id: string | undefined, until?: number): Promise<PubAck | undefined> {
+    const deadline = Math.min(Date.now() + this.#timeout, until ?? Number.POSITIVE_INFINITY);
+    if (Date.now() > deadline) throw new NatsBrokerError(`nats broker: could not publish to ${topic} in time`);
+    const payload = encoder.encode(data);
+    for (;;) {
+      try {
+        return await js.publish(subject, payload, {
+          headers: h,
+          expect: { lastSubjectSequence: lastSeq },
+          ...(id === undefined ? {} : { msgID: id }),
+        });
+      } catch (error) {
+        if (isCasConflict(error)) return undefined;
+        // Not a timeout: that one may have been stored, and only the lock (or the id) can tell.
+        if (isNoResponders(error) && !this.#closed && Date.now() + LEADERLESS_RETRY < deadline) {
+          await sleep(LEADERLESS_RETRY);
+          continue;
+        }
+        throw new NatsBrokerError(`nats broker: could not publish to ${topic}`, { cause: error });
+      }
     }
   }
 
@@ -396,59 +488,11 @@ export class NatsBroker implements Broker {
    * after its acknowledgement (waited for up to the request timeout).
    */
   async #duplicateOf(topic: string, subject: string, id: string, seq: number): Promise<Publication> {
-    const stored = await this.#messageAt(seq);
+    const stored = await this.#hist!.at(seq);
     if (stored !== undefined && stored.subject === subject) return parseStored(topic, stored);
     const first = await this.#idempotentPublication(topic, id, this.#timeout);
     if (first !== undefined) return first;
     throw new NatsBrokerError(`nats broker: a publication to ${topic} with this idempotency key exists (stream sequence ${seq}) but can no longer be read`);
-  }
-
-  /** The epoch for a topic that has no stored message; `forPublish` claims it for a first publication. */
-  async #epochForEmpty(topic: string, forPublish: boolean): Promise<string> {
-    const kv = this.#epochs!;
-    const key = token(topic);
-    for (let attempt = 0; attempt < 100; attempt++) {
-      try {
-        const entry = await kv.get(key);
-        if (entry === null || entry.operation !== 'PUT') {
-          const epoch = newEpoch();
-          await kv.create(key, encoder.encode(JSON.stringify({ epoch, used: forPublish } satisfies EpochRecord)));
-          return epoch;
-        }
-        const record = JSON.parse(entry.string()) as EpochRecord;
-        if (!record.used) {
-          if (!forPublish) return record.epoch;
-          await kv.update(key, encoder.encode(JSON.stringify({ epoch: record.epoch, used: true } satisfies EpochRecord)), entry.revision);
-          return record.epoch;
-        }
-        // The epoch was used and its messages are gone: offsets restart, so the epoch changes.
-        const epoch = newEpoch();
-        await kv.update(key, encoder.encode(JSON.stringify({ epoch, used: forPublish } satisfies EpochRecord)), entry.revision);
-        return epoch;
-      } catch (error) {
-        if (!(error instanceof NatsError)) throw error;
-        // Another node created or rotated it first: read again.
-      }
-    }
-    throw new NatsBrokerError(`nats broker: could not settle the epoch of ${topic}`);
-  }
-
-  async #lastMessage(topic: string): Promise<StoredMsg | undefined> {
-    try {
-      return await this.#jsm!.streams.getMessage(this.#stream, { last_by_subj: this.#histSubject(topic) });
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw new NatsBrokerError(`nats broker: could not read the history of ${topic}`, { cause: error });
-    }
-  }
-
-  async #messageAt(seq: number): Promise<StoredMsg | undefined> {
-    try {
-      return await this.#jsm!.streams.getMessage(this.#stream, { seq });
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw new NatsBrokerError('nats broker: could not read history', { cause: error });
-    }
   }
 
   #remember(topic: string, last: Last): void {
@@ -477,118 +521,72 @@ export class NatsBroker implements Broker {
     }
   }
 
-  async #announceJoin(nc: NatsConnection, presence: KV, topic: string, member: PresenceMember): Promise<void> {
-    const record = encoder.encode(JSON.stringify({ topic, member } satisfies PresenceRecord));
-    await presence.put(this.#presenceKey(member.node, topic, member.connId), record);
-    const h = presenceHeaders('join');
-    nc.publish(this.#pubSubject(topic), record, { headers: h });
-  }
-
-  /** Delete a presence entry (compare-and-delete, so only one remover) and announce the leave. */
-  async #remove(presence: KV, key: string, known?: KvEntry): Promise<void> {
-    const entry = known ?? (await presence.get(key));
-    if (entry === null || entry.operation !== 'PUT') return;
-    try {
-      await presence.delete(key, { previousSeq: entry.revision });
-    } catch (error) {
-      if (error instanceof NatsError) return; // someone else removed (and announced) it
-      throw error;
-    }
-    const record = JSON.parse(entry.string()) as PresenceRecord;
-    const h = presenceHeaders('leave');
-    this.#nc?.publish(this.#pubSubject(record.topic), entry.value, { headers: h });
-  }
-
-  async #isAlive(nodeId: string): Promise<boolean> {
-    const entry = await this.#nodes!.get(token(nodeId));
-    return entry !== null && entry.operation === 'PUT' && Date.now() - entry.created.getTime() < this.#liveness.ttl;
-  }
-
-  async #keys(kv: KV, filter: string): Promise<string[]> {
-    const keys: string[] = [];
-    for await (const key of await kv.keys(filter)) keys.push(key);
-    return keys;
-  }
-
-  /** Write this node's heartbeat; true if it had none (others declared this node dead while it stalled). */
-  async #heartbeat(): Promise<boolean> {
-    const nodes = this.#nodes!;
-    const self = this.#node!;
-    const mine = await nodes.get(token(self.id));
-    await nodes.put(token(self.id), encoder.encode(JSON.stringify({ id: self.id })));
-    return mine === null || mine.operation !== 'PUT';
-  }
-
-  /** Delete the heartbeats older than the ttl (compare-and-delete: one sweeper each) and their nodes' members. */
-  async #sweep(): Promise<void> {
-    const nodes = this.#nodes!;
-    const presence = this.#presenceKv!;
-    for (const key of await this.#keys(nodes, '>')) {
-      const entry = await nodes.get(key);
-      if (entry === null || entry.operation !== 'PUT' || Date.now() - entry.created.getTime() < this.#liveness.ttl) continue;
-      try {
-        await nodes.delete(key, { previousSeq: entry.revision });
-      } catch {
-        continue; // another node is sweeping it
-      }
-      for (const memberKey of await this.#keys(presence, `${key}.>`)) await this.#remove(presence, memberKey);
-    }
-  }
-
   async #watchStatus(nc: NatsConnection, node: BrokerNode): Promise<void> {
     for await (const status of nc.status()) {
       if (this.#closed) return;
       if (status.type === 'disconnect') {
+        this.#link++;
+        this.#presence?.disconnected();
         this.#setState('disconnected');
       } else if (status.type === 'reconnect') {
         this.#last.clear();
-        try {
-          // The client re-sent its subscriptions on reconnect; a flush makes sure the server has them.
-          await nc.flush();
-        } catch {
-          continue;
-        }
-        this.#setState('connected');
-        if (!this.#closed) node.onReconnect();
+        void this.#resume(nc, node, ++this.#link);
       }
     }
   }
 
-  async #ensureStream(jsm: JetStreamManager): Promise<void> {
-    const config: Partial<StreamConfig> & { name: string } = {
+  /**
+   * After a reconnect: once the server has the subscriptions back (the client re-sent them; a
+   * flush makes sure) and the history stream answers with a leader, report connected and let
+   * the hub catch up. On a cluster the server that died may have led the stream: until another
+   * is elected (seconds), history cannot be read, and a catch-up started at once would give up
+   * and report gaps for publications that are safe in the stream.
+   */
+  async #resume(nc: NatsConnection, node: BrokerNode, link: number): Promise<void> {
+    const current = (): boolean => !this.#closed && this.#link === link;
+    try {
+      await nc.flush();
+    } catch {
+      return; // disconnected again: the next reconnect resumes
+    }
+    // Asked often, with a short timeout: a stream without a leader does not answer at all.
+    const probe = await nc.jetstreamManager({ timeout: Math.min(this.#timeout, LEADER_PROBE_TIMEOUT), checkAPI: false });
+    while (current()) {
+      try {
+        const { cluster } = await probe.streams.info(this.#stream);
+        if (cluster === undefined || (cluster.leader ?? '') !== '') break;
+      } catch {
+        // No leader yet (the request found none, or timed out): ask again.
+      }
+      await sleep(LEADERLESS_RETRY);
+    }
+    if (!current()) return;
+    this.#setState('connected');
+    node.onReconnect();
+  }
+
+  /** The history stream's settings (its replicas are `ensureStream`'s). */
+  #streamConfig(): { name: string; subjects: string[]; max_age: number; duplicate_window: number; republish: { src: string; dest: string } } {
+    return {
       name: this.#stream,
       subjects: [`${this.#prefix}.hist.>`],
       max_age: nanos(this.#metaTtl),
       // JetStream refuses a duplicate window longer than the max age; past the max age, the
-      // idempotency bucket still answers for the rest of the window.
-      duplicate_window: nanos(Math.min(this.#idempotencyWindow, this.#metaTtl)),
+      // idempotency bucket still answers for the rest of the window. Replicated, the ids are
+      // the slots' (keys are claimed in their bucket): see SLOT_DEDUPE_WINDOW.
+      duplicate_window: nanos(Math.min(this.#replicas > 1 ? SLOT_DEDUPE_WINDOW : this.#idempotencyWindow, this.#metaTtl)),
       republish: { src: `${this.#prefix}.hist.>`, dest: `${this.#prefix}.pub.>` },
     };
-    try {
-      await jsm.streams.info(this.#stream);
-      await jsm.streams.update(this.#stream, config);
-    } catch (error) {
-      if (!(error instanceof NatsError) || !isNotFound(error)) {
-        // info() failing with "stream not found" is the normal first start.
-        if (!(error instanceof NatsError) || !/not found/i.test(error.message)) throw error;
-      }
-      try {
-        await jsm.streams.add(config);
-      } catch (addError) {
-        // Another node created it at the same moment.
-        if (!(addError instanceof NatsError) || !/already in use/i.test(addError.message)) throw addError;
-      }
-    }
   }
 
   #setState(state: BrokerState): void {
     this.#state.set(state, this.#node);
   }
 
-  #started(): { nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager; presence: KV } {
-    const started = this.#node !== undefined && this.#nc !== undefined && this.#js !== undefined && this.#jsm !== undefined && this.#presenceKv !== undefined;
+  #started(): { nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager; presence: NatsPresence; hist: HistoryStream } {
+    const started = this.#node !== undefined && this.#nc !== undefined && this.#js !== undefined && this.#jsm !== undefined && this.#presence !== undefined && this.#hist !== undefined;
     assertStarted(this.name, started, this.#closed);
-    return { nc: this.#nc!, js: this.#js!, jsm: this.#jsm!, presence: this.#presenceKv! };
+    return { nc: this.#nc!, js: this.#js!, jsm: this.#jsm!, presence: this.#presence!, hist: this.#hist! };
   }
 
   #histSubject(topic: string): string {
@@ -597,9 +595,5 @@ export class NatsBroker implements Broker {
 
   #pubSubject(topic: string): string {
     return `${this.#prefix}.pub.${token(topic)}`;
-  }
-
-  #presenceKey(nodeId: string, topic: string, connId: string): string {
-    return `${token(nodeId)}.${token(topic)}.${token(connId)}`;
   }
 }
