@@ -38,7 +38,10 @@ for (const kind of CLIENT_KINDS) {
 
   test(`${kind} client: recover: false does not catch up after a reconnection (the default does)`, { timeout: 10_000 }, async () => {
     const env = await startHub();
-    const client = makeClient(kind, env.url);
+    // A reconnection that waits half a second: the publishes below happen while it surely is
+    // disconnected (with the fast default, a loaded machine can see it back before they are made).
+    const slow = { minDelay: 500, maxDelay: 500, jitter: false };
+    const client = makeClient(kind, env.url, { node: { reconnect: slow }, browser: slow });
     try {
       const ephemeral: unknown[] = [];
       const durable: unknown[] = [];
