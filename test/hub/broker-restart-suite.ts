@@ -29,12 +29,7 @@ import {
   type HubNode,
 } from './cluster-helpers.js';
 import { hubClient, until } from './hub-helpers.js';
-
-interface Ack {
-  readonly key: string;
-  readonly offset: number;
-  readonly epoch: string;
-}
+import { account, received, type Ack } from './loss-accounting.js';
 
 interface Subscriber {
   readonly name: string;
@@ -52,41 +47,6 @@ export interface FaultCounts {
   silentlyLost: number;
 }
 
-/** How each acknowledged publish reached (or was reported missing to) one subscriber. */
-function account(sub: Subscriber, acks: readonly Ack[]): FaultCounts & { lost: Ack[]; duplicates: number; disorder: number } {
-  const seen = new Map<string, HubMessageMeta>();
-  let duplicates = 0;
-  for (const { key, meta } of sub.got) {
-    if (seen.has(key)) duplicates++;
-    else seen.set(key, meta);
-  }
-  // Offsets grow within an epoch, in the order received.
-  let disorder = 0;
-  for (let i = 1; i < sub.got.length; i++) {
-    const a = sub.got[i - 1]!.meta;
-    const b = sub.got[i]!.meta;
-    if (a.epoch === b.epoch && b.offset <= a.offset) disorder++;
-  }
-  const counts = { acked: acks.length, delivered: 0, recovered: 0, gapNotified: 0, silentlyLost: 0, lost: [] as Ack[], duplicates, disorder };
-  for (const ack of acks) {
-    const meta = seen.get(ack.key);
-    if (meta !== undefined) {
-      if (meta.recovered) counts.recovered++;
-      else counts.delivered++;
-      continue;
-    }
-    // Told: a gap that moved the client past this publication in its epoch, or to a new epoch
-    // after this publication had been acknowledged.
-    const index = acks.indexOf(ack);
-    const told = sub.gaps.some((g) => (g.epoch === ack.epoch ? g.offset >= ack.offset : g.acksSoFar > index));
-    if (told) counts.gapNotified++;
-    else {
-      counts.silentlyLost++;
-      counts.lost.push(ack);
-    }
-  }
-  return counts;
-}
 
 export function brokerRestartSuite(kind: 'redis' | 'nats'): void {
   const binary = kind === 'redis' ? requireBinary('redis-server', 'apt-get install redis-server') : requireBinary('nats-server', 'apt-get install nats-server, or the release binary');
@@ -190,7 +150,7 @@ export function brokerRestartSuite(kind: 'redis' | 'nats'): void {
       const total: FaultCounts = { acked: acks.length, delivered: 0, recovered: 0, gapNotified: 0, silentlyLost: 0 };
       const lines: string[] = [];
       for (const sub of subscribers) {
-        const c = account(sub, acks);
+        const c = account(received(sub.got, sub.gaps), acks);
         total.delivered += c.delivered;
         total.recovered += c.recovered;
         total.gapNotified += c.gapNotified;

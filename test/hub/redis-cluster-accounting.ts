@@ -8,12 +8,7 @@
 import type { GapInfo, HubClient, HubMessageMeta, Json } from '../../src/hub/index.js';
 import { Balancer, delay } from './cluster-helpers.js';
 import { hubClient, until } from './hub-helpers.js';
-
-interface Ack {
-  readonly key: string;
-  readonly offset: number;
-  readonly epoch: string;
-}
+import { account, received, type Ack } from './loss-accounting.js';
 
 interface Subscriber {
   readonly name: string;
@@ -50,38 +45,6 @@ export interface LossRun {
   readonly summary: string;
 }
 
-function account(sub: Subscriber, acks: readonly Ack[]): Accounting & { lost: Ack[] } {
-  const seen = new Map<string, HubMessageMeta>();
-  let duplicates = 0;
-  for (const { key, meta } of sub.got) {
-    if (seen.has(key)) duplicates++;
-    else seen.set(key, meta);
-  }
-  let disorder = 0;
-  for (let i = 1; i < sub.got.length; i++) {
-    const a = sub.got[i - 1]!.meta;
-    const b = sub.got[i]!.meta;
-    if (a.epoch === b.epoch && b.offset <= a.offset) disorder++;
-  }
-  const counts = { acked: acks.length, delivered: 0, recovered: 0, gapNotified: 0, silentlyLost: 0, duplicates, disorder, lost: [] as Ack[] };
-  acks.forEach((ack, index) => {
-    const meta = seen.get(ack.key);
-    if (meta !== undefined) {
-      if (meta.recovered) counts.recovered++;
-      else counts.delivered++;
-      return;
-    }
-    // Told: a gap that moved the client past this publication in its epoch, or to a new epoch
-    // after this publication had been acknowledged.
-    const told = sub.gaps.some((g) => (g.epoch === ack.epoch ? g.offset >= ack.offset : g.acksSoFar > index));
-    if (told) counts.gapNotified++;
-    else {
-      counts.silentlyLost++;
-      counts.lost.push(ack);
-    }
-  });
-  return counts;
-}
 
 /**
  * Publish on hub nodes A and B with subscribers on both, run `fault` mid-stream, and account
@@ -160,7 +123,7 @@ export async function lossRun(label: string, nodes: { a: string; b: string; bPor
     const lines: string[] = [];
     const lost = new Map<string, Ack[]>();
     for (const sub of subscribers) {
-      const c = account(sub, acks);
+      const c = account(received(sub.got, sub.gaps), acks);
       total.delivered += c.delivered;
       total.recovered += c.recovered;
       total.gapNotified += c.gapNotified;
